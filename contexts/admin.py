@@ -1,0 +1,75 @@
+from django.contrib import admin
+
+from panel.admin_tools import ReadOnlyAdmin, service_action
+
+from . import services
+from .choices import OperationKind
+from .models import Host, IPAddress, IPPool, Operation, Template, VirtualServer
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    list_display = ("name", "state", "cpus", "memory_mib", "disk_gib", "last_heartbeat")
+    list_filter = ("state",)
+    search_fields = ("name",)
+    readonly_fields = ("last_heartbeat", "created_at")
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "distribution", "version", "is_active")
+    list_filter = ("is_active", "distribution")
+    filter_horizontal = ("hosts",)
+
+
+@admin.register(IPPool)
+class IPPoolAdmin(admin.ModelAdmin):
+    list_display = ("name", "cidr", "gateway", "family", "used")
+    filter_horizontal = ("hosts",)
+
+    @admin.display(description="addresses taken")
+    def used(self, pool):
+        return f"{pool.addresses.count()} of {pool.size()}"
+
+
+@admin.register(IPAddress)
+class IPAddressAdmin(admin.ModelAdmin):
+    list_display = ("address", "pool", "server", "description", "assigned_at")
+    list_filter = ("pool",)
+    search_fields = ("address", "server__hostname", "description")
+    readonly_fields = ("server",)  # assigned and released by services only; staff may reserve addresses here
+
+
+def _server_action(kind):
+    return lambda server, actor: services.request_action(server, kind, actor)
+
+
+@admin.register(VirtualServer)
+class VirtualServerAdmin(admin.ModelAdmin):
+    list_display = ("hostname", "name", "customer", "host", "plan", "state", "created_at")
+    list_filter = ("state", "host", "plan")
+    search_fields = ("hostname", "customer__name", "addresses__address")
+    readonly_fields = ("customer", "host", "template", "plan", "context_id", "state", "created_at", "updated_at")
+    actions = [
+        service_action(_server_action(kind), f"{OperationKind(kind).label} selected servers",
+                       f"{kind} operation(s) queued", name=f"server_{kind}")
+        for kind in (OperationKind.START, OperationKind.STOP, OperationKind.RESTART, OperationKind.SUSPEND,
+                     OperationKind.UNSUSPEND, OperationKind.DESTROY)
+    ]
+
+    def has_add_permission(self, request):
+        return False  # use "Provision account", which places the server and allocates its addresses
+
+    def has_change_permission(self, request, obj=None):
+        return False  # hostname and plan changes are operations on the host
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "server", "kind", "status", "progress", "step", "requested_by", "finished_at")
+    list_filter = ("status", "kind")
+    search_fields = ("server__hostname", "error")
+    date_hierarchy = "created_at"

@@ -1,0 +1,1 @@
+"""The host engine: security contexts on a stock kernel. Plain Python; nothing here imports Django."""

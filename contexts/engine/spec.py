@@ -1,0 +1,128 @@
+"""The spec of a context: everything a host needs to build and run it, as plain JSON-able data.
+
+The panel builds one for every operation and sends it through the broker; the host decodes and
+validates it here, so nothing unchecked from the wire reaches the kernel. No database ids: the
+host never looks anything up.
+"""
+import ipaddress
+import re
+from dataclasses import asdict, dataclass
+
+from .errors import InvalidSpec
+
+SPEC_VERSION = 1
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def check_name(name: str, what: str = "context name") -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidSpec(f"Invalid {what} {name!r}: use 1-63 lower-case letters, digits and hyphens, starting with a letter or digit.")
+    return name
+
+
+def check_hostname(hostname: str) -> str:
+    if (
+        not isinstance(hostname, str)
+        or not 0 < len(hostname) <= 253
+        or not all(HOSTNAME_LABEL.match(label) for label in hostname.split("."))
+    ):
+        raise InvalidSpec(f"Invalid hostname {hostname!r}.")
+    return hostname
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpus: float  # hard cap in cores: 0.5 is half of one core
+    cpu_weight: int
+    memory_mib: int
+    swap_mib: int
+    disk_gib: int
+    inodes: int
+    pids: int
+    rate_mbit: int
+
+    def __post_init__(self):
+        if not self.cpus > 0:
+            raise InvalidSpec(f"CPU cap must be above zero, not {self.cpus}.")
+        for field in ("cpu_weight", "memory_mib", "disk_gib", "inodes", "pids", "rate_mbit"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value <= 0:
+                raise InvalidSpec(f"Limit {field} must be a positive whole number, not {value!r}.")
+        if not isinstance(self.swap_mib, int) or self.swap_mib < 0:
+            raise InvalidSpec(f"Limit swap_mib must be zero or more, not {self.swap_mib!r}.")
+
+
+@dataclass(frozen=True)
+class Address:
+    address: str
+    prefix: int
+    gateway: str | None = None
+
+    def __post_init__(self):
+        try:
+            interface = ipaddress.ip_interface(f"{self.address}/{self.prefix}")
+            if self.gateway is not None and ipaddress.ip_address(self.gateway) not in interface.network:
+                raise InvalidSpec(f"Gateway {self.gateway} is outside {interface.network}.")
+        except ValueError as exc:
+            raise InvalidSpec(f"Invalid address {self.address}/{self.prefix}: {exc}") from exc
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_address(self.address).version
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    name: str
+    context_id: int
+    hostname: str
+    template: str
+    limits: Limits
+    addresses: tuple[Address, ...] = ()
+
+    def __post_init__(self):
+        check_name(self.name)
+        check_name(self.template, "template name")
+        check_hostname(self.hostname)
+        if not isinstance(self.context_id, int) or not 1 <= self.context_id <= 65535:
+            raise InvalidSpec(f"Context id must be between 1 and 65535, not {self.context_id!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"addresses": [asdict(a) for a in self.addresses]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContextSpec":
+        try:
+            return cls(
+                name=data["name"],
+                context_id=data["context_id"],
+                hostname=data["hostname"],
+                template=data["template"],
+                limits=Limits(**data["limits"]),
+                addresses=tuple(Address(**a) for a in data.get("addresses", ())),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidSpec(f"Malformed context spec: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    """One unit of work for a host: what to do (`kind`) to which context, under which operation id."""
+
+    operation: str
+    kind: str
+    context: ContextSpec
+    version: int = SPEC_VERSION
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "operation": self.operation, "kind": self.kind, "context": self.context.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "OperationSpec":
+        if not isinstance(data, dict) or data.get("version") != SPEC_VERSION:
+            raise InvalidSpec(f"Unsupported operation spec version {data.get('version') if isinstance(data, dict) else data!r}.")
+        try:
+            return cls(operation=str(data["operation"]), kind=str(data["kind"]), context=ContextSpec.from_dict(data["context"]))
+        except KeyError as exc:
+            raise InvalidSpec(f"Malformed operation spec: missing {exc}") from exc
