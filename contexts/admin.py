@@ -51,10 +51,20 @@ class VirtualServerAdmin(admin.ModelAdmin):
     search_fields = ("hostname", "customer__name", "addresses__address")
     readonly_fields = ("customer", "host", "template", "plan", "context_id", "state", "created_at", "updated_at")
     actions = [
-        service_action(_server_action(kind), f"{OperationKind(kind).label} selected servers",
-                       f"{kind} operation(s) queued", name=f"server_{kind}")
-        for kind in (OperationKind.START, OperationKind.STOP, OperationKind.RESTART, OperationKind.SUSPEND,
-                     OperationKind.UNSUSPEND, OperationKind.DESTROY)
+        service_action(
+            _server_action(kind),
+            f"{OperationKind(kind).label} selected servers",
+            f"{kind} operation(s) queued",
+            name=f"server_{kind}",
+        )
+        for kind in (
+            OperationKind.START,
+            OperationKind.STOP,
+            OperationKind.RESTART,
+            OperationKind.SUSPEND,
+            OperationKind.UNSUSPEND,
+            OperationKind.DESTROY,
+        )
     ]
 
     def has_add_permission(self, request):

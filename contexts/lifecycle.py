@@ -3,6 +3,7 @@
 Pure data and functions, no database: services consult it before changing anything, so an
 illegal request is refused with a message instead of being ignored.
 """
+
 from dataclasses import dataclass
 
 from .choices import OperationKind as K
@@ -41,26 +42,78 @@ class Action:
 ACTIONS: dict[str, Action] = {
     a.kind: a
     for a in (
-        Action(K.CREATE, "create", frozenset({S.PENDING}), "only a new server can be created",
-               while_queued=S.PROVISIONING, on_success=S.RUNNING, on_failure=S.FAILED),
-        Action(K.START, "start", frozenset({S.STOPPED}), "only a stopped server can be started",
-               on_success=S.RUNNING, customer_may=True),
-        Action(K.STOP, "stop", frozenset({S.RUNNING}), "only a running server can be stopped",
-               on_success=S.STOPPED, customer_may=True),
-        Action(K.RESTART, "restart", frozenset({S.RUNNING}), "only a running server can be restarted",
-               on_success=S.RUNNING, customer_may=True),
-        Action(K.REINSTALL, "reinstall", frozenset({S.RUNNING, S.STOPPED, S.FAILED}),
-               "a server can be reinstalled when it is running, stopped or failed",
-               while_queued=S.PROVISIONING, on_success=S.RUNNING, on_failure=S.FAILED, customer_may=True),
-        Action(K.SUSPEND, "suspend", frozenset({S.RUNNING, S.STOPPED}),
-               "only a running or stopped server can be suspended", on_success=S.SUSPENDED),
-        Action(K.UNSUSPEND, "unsuspend", frozenset({S.SUSPENDED}), "only a suspended server can be unsuspended",
-               on_success=S.RUNNING),
-        Action(K.CHANGE_PLAN, "change the plan of", frozenset({S.RUNNING, S.STOPPED, S.SUSPENDED}),
-               "the plan can be changed when the server is running, stopped or suspended"),
-        Action(K.DESTROY, "destroy", frozenset({S.PENDING, S.RUNNING, S.STOPPED, S.SUSPENDED, S.FAILED}),
-               "a server cannot be destroyed while it is being provisioned or destroyed",
-               while_queued=S.DESTROYING, on_success=S.DESTROYED, on_failure=S.FAILED),
+        Action(
+            K.CREATE,
+            "create",
+            frozenset({S.PENDING}),
+            "only a new server can be created",
+            while_queued=S.PROVISIONING,
+            on_success=S.RUNNING,
+            on_failure=S.FAILED,
+        ),
+        Action(
+            K.START,
+            "start",
+            frozenset({S.STOPPED}),
+            "only a stopped server can be started",
+            on_success=S.RUNNING,
+            customer_may=True,
+        ),
+        Action(
+            K.STOP,
+            "stop",
+            frozenset({S.RUNNING}),
+            "only a running server can be stopped",
+            on_success=S.STOPPED,
+            customer_may=True,
+        ),
+        Action(
+            K.RESTART,
+            "restart",
+            frozenset({S.RUNNING}),
+            "only a running server can be restarted",
+            on_success=S.RUNNING,
+            customer_may=True,
+        ),
+        Action(
+            K.REINSTALL,
+            "reinstall",
+            frozenset({S.RUNNING, S.STOPPED, S.FAILED}),
+            "a server can be reinstalled when it is running, stopped or failed",
+            while_queued=S.PROVISIONING,
+            on_success=S.RUNNING,
+            on_failure=S.FAILED,
+            customer_may=True,
+        ),
+        Action(
+            K.SUSPEND,
+            "suspend",
+            frozenset({S.RUNNING, S.STOPPED}),
+            "only a running or stopped server can be suspended",
+            on_success=S.SUSPENDED,
+        ),
+        Action(
+            K.UNSUSPEND,
+            "unsuspend",
+            frozenset({S.SUSPENDED}),
+            "only a suspended server can be unsuspended",
+            on_success=S.RUNNING,
+        ),
+        Action(
+            K.CHANGE_PLAN,
+            "change the plan of",
+            frozenset({S.RUNNING, S.STOPPED, S.SUSPENDED}),
+            "the plan can be changed when the server is running, stopped or suspended",
+        ),
+        Action(
+            K.DESTROY,
+            "destroy",
+            frozenset({S.PENDING, S.RUNNING, S.STOPPED, S.SUSPENDED, S.FAILED}),
+            "a server cannot be destroyed while it is being provisioned or destroyed",
+            while_queued=S.DESTROYING,
+            on_success=S.DESTROYED,
+            on_failure=S.FAILED,
+        ),
     )
 }
 

@@ -30,8 +30,11 @@ class HostQuerySet(models.QuerySet):
         live = ~Q(servers__state=ServerState.DESTROYED)
         zero = Value(0)
         return self.annotate(
-            used_cpus=Coalesce(Sum("servers__plan__cpu_cores", filter=live), Value(Decimal("0")),
-                               output_field=models.DecimalField(max_digits=8, decimal_places=2)),
+            used_cpus=Coalesce(
+                Sum("servers__plan__cpu_cores", filter=live),
+                Value(Decimal("0")),
+                output_field=models.DecimalField(max_digits=8, decimal_places=2),
+            ),
             used_memory_mib=Coalesce(Sum("servers__plan__memory_mib", filter=live), zero),
             used_disk_gib=Coalesce(Sum("servers__plan__disk_gib", filter=live), zero),
         )
@@ -43,7 +46,10 @@ class Host(models.Model):
     name = models.CharField(max_length=253, unique=True, validators=[validate_hostname])
     cpus = models.DecimalField("CPUs", max_digits=6, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
     cpu_overcommit = models.DecimalField(
-        max_digits=4, decimal_places=2, default=Decimal("1.00"), validators=[MinValueValidator(Decimal("1.00"))],
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("1.00"))],
         help_text="How many times its CPUs the host may sell (plans cap CPU, so 2-4 is common).",
     )
     memory_mib = models.PositiveIntegerField("memory (MiB)")
@@ -142,8 +148,10 @@ class IPPool(models.Model):
         return found
 
     def size(self) -> int:
-        return self.network.num_addresses - (2 if self.family == 4 and self.network.prefixlen < 31 else 1) - (
-            1 if self.gateway else 0
+        return (
+            self.network.num_addresses
+            - (2 if self.family == 4 and self.network.prefixlen < 31 else 1)
+            - (1 if self.gateway else 0)
         )
 
 
@@ -208,7 +216,9 @@ class VirtualServer(models.Model):
         verbose_name = "virtual server"
         constraints = [
             models.UniqueConstraint(fields=["host", "context_id"], condition=LIVE, name="context_id_unique_per_host"),
-            models.UniqueConstraint(fields=["customer", "hostname"], condition=LIVE, name="hostname_unique_per_customer"),
+            models.UniqueConstraint(
+                fields=["customer", "hostname"], condition=LIVE, name="hostname_unique_per_customer"
+            ),
         ]
 
     def __str__(self):
@@ -249,7 +259,8 @@ class Operation(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["server"], condition=Q(status__in=ACTIVE_OPERATION_STATUSES),
+                fields=["server"],
+                condition=Q(status__in=ACTIVE_OPERATION_STATUSES),
                 name="one_active_operation_per_server",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="progress_at_most_100"),

@@ -1,4 +1,5 @@
 """Choosing a host for a plan. Pure functions over plain numbers, so they are tested without a database."""
+
 from dataclasses import dataclass
 from decimal import Decimal
 

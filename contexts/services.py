@@ -3,6 +3,7 @@
 Every function runs in one transaction, checks permission and state first, records what it did in
 the audit log, and sends work to a host only after the transaction commits.
 """
+
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -13,7 +14,7 @@ from customers.choices import BillingState
 from panel import audit
 
 from . import lifecycle, tasks
-from .choices import AddressFamily, HostState, OperationKind, OperationStatus, ServerState
+from .choices import AddressFamily, HostState, OperationKind, OperationStatus
 from .exceptions import InvalidRequest, NoCapacity, NotPermitted, OperationInProgress, PoolExhausted
 from .models import Host, IPAddress, IPPool, Operation, VirtualServer
 from .placement import Need, Room, choose_host, explain_no_room, first_free_id
@@ -26,6 +27,7 @@ CONTEXT_ID_MAX = 65535
 
 # Placement and allocation. Callers hold the transaction; locks are taken host first, then
 # pools, then servers, always in that order, so concurrent requests queue instead of deadlocking.
+
 
 def need_of(plan) -> Need:
     return Need(cpus=plan.cpu_cores, memory_mib=plan.memory_mib, disk_gib=plan.disk_gib)
@@ -44,16 +46,16 @@ def rooms(hosts, credit=None) -> list[Room]:
             disk_gib=host.disk_gib - used.used_disk_gib,
         )
         if credit is not None:
-            room = Room(room.name, room.cpus + credit.cpus, room.memory_mib + credit.memory_mib, room.disk_gib + credit.disk_gib)
+            room = Room(
+                room.name, room.cpus + credit.cpus, room.memory_mib + credit.memory_mib, room.disk_gib + credit.disk_gib
+            )
         out.append(room)
     return out
 
 
 def place(plan, template) -> Host:
     """Lock the active hosts that have `template` and return the one with most room for `plan`."""
-    hosts = list(
-        Host.objects.select_for_update().filter(state=HostState.ACTIVE, templates=template).order_by("pk")
-    )
+    hosts = list(Host.objects.select_for_update().filter(state=HostState.ACTIVE, templates=template).order_by("pk"))
     need = need_of(plan)
     available = rooms(hosts)
     chosen = choose_host(available, need)
@@ -84,7 +86,9 @@ def assign_addresses(server, family: int, count: int) -> list[IPAddress]:
             return taken
     label = AddressFamily(family).label
     if not pools:
-        raise PoolExhausted(f"Host {server.host} has no {label} pool. Add one under IP pools and assign it to the host.")
+        raise PoolExhausted(
+            f"Host {server.host} has no {label} pool. Add one under IP pools and assign it to the host."
+        )
     raise PoolExhausted(
         f"The {label} pools of host {server.host} ({', '.join(p.cidr for p in pools)}) have no free address left. "
         "Add a pool or release addresses."
@@ -93,6 +97,7 @@ def assign_addresses(server, family: int, count: int) -> list[IPAddress]:
 
 # State changes.
 
+
 def set_state(server, target: str, actor, reason: str, actor_name: str | None = None) -> None:
     lifecycle.check_transition(server.state, target)
     if server.state == target:
@@ -100,7 +105,9 @@ def set_state(server, target: str, actor, reason: str, actor_name: str | None = 
     before = server.state
     server.state = target
     server.save(update_fields=["state", "updated_at"])
-    audit.record(actor, "server.state", server, before, target, reason=reason, **({"by": actor_name} if actor_name else {}))
+    audit.record(
+        actor, "server.state", server, before, target, reason=reason, **({"by": actor_name} if actor_name else {})
+    )
 
 
 def check_permission(server, action, actor) -> None:
@@ -135,10 +142,15 @@ def queue_operation(server, kind: str, actor, addresses=None) -> Operation:
 
 
 def locked(server) -> VirtualServer:
-    return VirtualServer.objects.select_for_update().select_related("customer", "host", "plan", "template").get(pk=server.pk)
+    return (
+        VirtualServer.objects.select_for_update()
+        .select_related("customer", "host", "plan", "template")
+        .get(pk=server.pk)
+    )
 
 
 # What views, admin actions, commands and billing call.
+
 
 def create_server(*, customer, plan, template, hostname: str, actor) -> tuple[VirtualServer, Operation]:
     try:
@@ -158,11 +170,17 @@ def create_server(*, customer, plan, template, hostname: str, actor) -> tuple[Vi
         try:
             with transaction.atomic():
                 server = VirtualServer.objects.create(
-                    customer=customer, plan=plan, host=host, template=template, hostname=hostname,
+                    customer=customer,
+                    plan=plan,
+                    host=host,
+                    template=template,
+                    hostname=hostname,
                     context_id=allocate_context_id(host),
                 )
         except IntegrityError as exc:
-            raise InvalidRequest(f"{customer} already has a server called {hostname}; choose another hostname.") from exc
+            raise InvalidRequest(
+                f"{customer} already has a server called {hostname}; choose another hostname."
+            ) from exc
         assign_addresses(server, 4, plan.ipv4_count)
         assign_addresses(server, 6, plan.ipv6_count)
         audit.record(actor, "server.created", server, "", server.state, host=host.name, plan=plan.slug)
@@ -208,13 +226,17 @@ def change_plan(server, plan, actor) -> Operation:
         credit = need_of(server.plan)
         (room,) = rooms([host], credit=credit)
         if not room.fits(need_of(plan)):
-            raise NoCapacity(f"Host {host} has no room for the plan {plan}: {', '.join(room.shortfalls(need_of(plan)))}.")
+            raise NoCapacity(
+                f"Host {host} has no room for the plan {plan}: {', '.join(room.shortfalls(need_of(plan)))}."
+            )
         before = server.plan
         server.plan = plan
         server.save(update_fields=["plan", "updated_at"])
         kept = []
         for family, wanted in ((4, plan.ipv4_count), (6, plan.ipv6_count)):
-            current = list(server.addresses.filter(pool__family=family).select_related("pool").order_by("assigned_at", "id"))
+            current = list(
+                server.addresses.filter(pool__family=family).select_related("pool").order_by("assigned_at", "id")
+            )
             kept += current[:wanted] + assign_addresses(server, family, wanted - len(current))
         operation = queue_operation(server, OperationKind.CHANGE_PLAN, actor, addresses=kept)
         audit.record(actor, "server.plan", server, details={"from": before.slug, "to": plan.slug})
@@ -248,10 +270,17 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "") 
         operation.save()
         target = action.on_success if ok else action.on_failure
         if target:
-            set_state(server, target, None, reason=f"{operation.kind} {operation.status}", actor_name=f"host {server.host}")
+            set_state(
+                server, target, None, reason=f"{operation.kind} {operation.status}", actor_name=f"host {server.host}"
+            )
         if ok:
             release_unused_addresses(server, operation)
-        audit.record(None, f"operation.{operation.status}", server, details={"operation": str(operation.pk), "error": operation.error})
+        audit.record(
+            None,
+            f"operation.{operation.status}",
+            server,
+            details={"operation": str(operation.pk), "error": operation.error},
+        )
         return operation
 
 

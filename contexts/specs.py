@@ -1,4 +1,5 @@
 """Building the JSON spec a host receives for an operation, from the panel's records."""
+
 import ipaddress
 
 from .engine.spec import Address, ContextSpec, Limits, OperationSpec

@@ -3,6 +3,7 @@
 Host work is sent by task name to the host's own queue; a host worker (a later part of the
 pipeline) runs it and returns an outcome, which the chained callback records here on `panel`.
 """
+
 from celery import chain, shared_task, signature
 from django.conf import settings
 

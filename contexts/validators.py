@@ -1,4 +1,5 @@
 """Validation of names and addresses at the edge, before anything reaches a host."""
+
 import ipaddress
 
 from django.core.exceptions import ValidationError

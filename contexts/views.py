@@ -32,9 +32,16 @@ def server_list(request):
         servers = servers.filter(
             Q(hostname__icontains=q) | Q(customer__name__icontains=q) | Q(addresses__address__startswith=q)
         ).distinct()
-    return render(request, "contexts/server_list.html", {
-        "servers": servers, "search": search, "states": ServerState.choices, "state": state,
-    })
+    return render(
+        request,
+        "contexts/server_list.html",
+        {
+            "servers": servers,
+            "search": search,
+            "states": ServerState.choices,
+            "state": state,
+        },
+    )
 
 
 def action_buttons(server, user):
@@ -56,12 +63,16 @@ def action_buttons(server, user):
 @login_required
 def server_detail(request, pk):
     server = get_object_or_404(servers_for(request), pk=pk)
-    return render(request, "contexts/server_detail.html", {
-        "server": server,
-        "addresses": server.addresses.select_related("pool"),
-        "operations": server.operations.select_related("requested_by")[:20],
-        "buttons": action_buttons(server, request.user),
-    })
+    return render(
+        request,
+        "contexts/server_detail.html",
+        {
+            "server": server,
+            "addresses": server.addresses.select_related("pool"),
+            "operations": server.operations.select_related("requested_by")[:20],
+            "buttons": action_buttons(server, request.user),
+        },
+    )
 
 
 @login_required

@@ -62,7 +62,11 @@ class CustomerAdmin(admin.ModelAdmin):
     actions = [
         service_action(services.suspend_customer, "Suspend selected customers", "customer(s) suspended"),
         service_action(services.unsuspend_customer, "Unsuspend selected customers", "customer(s) unsuspended"),
-        service_action(services.terminate_customer, "Terminate selected customers (destroys their servers)", "customer(s) terminated"),
+        service_action(
+            services.terminate_customer,
+            "Terminate selected customers (destroys their servers)",
+            "customer(s) terminated",
+        ),
     ]
 
     def has_delete_permission(self, request, obj=None):
@@ -79,8 +83,16 @@ class PanelUserAdmin(UserAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
-    list_display = ("server", "customer", "period_start", "cpu_seconds", "peak_memory_bytes", "disk_bytes",
-                    "traffic_in_bytes", "traffic_out_bytes")
+    list_display = (
+        "server",
+        "customer",
+        "period_start",
+        "cpu_seconds",
+        "peak_memory_bytes",
+        "disk_bytes",
+        "traffic_in_bytes",
+        "traffic_out_bytes",
+    )
     list_filter = ("period_start", "server__customer")
     search_fields = ("server__hostname", "server__customer__name")
     date_hierarchy = "period_start"

@@ -24,9 +24,7 @@ class Customer(models.Model):
 class User(AbstractUser):
     """A login. Staff have none of `customer`; a customer's logins point at it."""
 
-    customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="logins"
-    )
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="logins")
 
 
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR or USD.")
@@ -36,11 +34,16 @@ class Plan(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     cpu_cores = models.DecimalField(
-        "CPU cores", max_digits=5, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+        "CPU cores",
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
         help_text="Hard cap as a fraction of cores: 0.5 is half of one core.",
     )
     cpu_weight = models.PositiveIntegerField(
-        "CPU weight", default=100, validators=[MinValueValidator(1), MaxValueValidator(10000)],
+        "CPU weight",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(10000)],
         help_text="Relative share under contention (1-10000, 100 is normal).",
     )
     memory_mib = models.PositiveIntegerField("memory (MiB)", validators=[MinValueValidator(16)])
@@ -84,7 +87,9 @@ class UsageRecord(models.Model):
         ordering = ["-period_start", "server"]
         constraints = [
             models.UniqueConstraint(fields=["server", "period_start"], name="one_usage_record_per_period"),
-            models.CheckConstraint(condition=models.Q(period_end__gte=models.F("period_start")), name="usage_period_ordered"),
+            models.CheckConstraint(
+                condition=models.Q(period_end__gte=models.F("period_start")), name="usage_period_ordered"
+            ),
         ]
 
     def __str__(self):

@@ -1,4 +1,5 @@
 """Customer accounts and their billing state: provisioning, suspension, termination."""
+
 import secrets
 from dataclasses import dataclass
 
@@ -51,7 +52,9 @@ def provision_account(*, name: str, email: str, plan, template, hostname: str, a
         password = secrets.token_urlsafe(12)
         login = User.objects.create_user(username=email, email=email, password=password, customer=customer)
         audit.record(actor, "login.created", login, details={"customer": customer.pk})
-        server, operation = create_server(customer=customer, plan=plan, template=template, hostname=hostname, actor=actor)
+        server, operation = create_server(
+            customer=customer, plan=plan, template=template, hostname=hostname, actor=actor
+        )
     return ProvisionResult(customer, login, password, server, operation)
 
 
@@ -74,11 +77,15 @@ def _set_billing_state(customer, target, actor) -> None:
 def _queue_for_servers(customer, kind: str, states, actor) -> list[Operation]:
     """Queue `kind` on each of the customer's servers in `states`; refuse the lot if one is busy."""
     servers = list(
-        VirtualServer.objects.select_for_update().filter(customer=customer, state__in=states)
-        .select_related("customer", "host", "plan", "template").order_by("pk")
+        VirtualServer.objects.select_for_update()
+        .filter(customer=customer, state__in=states)
+        .select_related("customer", "host", "plan", "template")
+        .order_by("pk")
     )
     # Any busy server blocks the lot: one being provisioned now would come up running after a suspension.
-    busy = list(VirtualServer.objects.live().filter(customer=customer, operations__status__in=ACTIVE_OPERATION_STATUSES))
+    busy = list(
+        VirtualServer.objects.live().filter(customer=customer, operations__status__in=ACTIVE_OPERATION_STATUSES)
+    )
     if busy:
         raise OperationInProgress(
             f"{', '.join(map(str, busy))} {'is' if len(busy) == 1 else 'are'} busy with another operation; "
@@ -92,7 +99,9 @@ def suspend_customer(customer, actor) -> list[Operation]:
     with transaction.atomic():
         customer = _locked_customer(customer)
         _set_billing_state(customer, BillingState.SUSPENDED, actor)
-        return _queue_for_servers(customer, OperationKind.SUSPEND, lifecycle.ACTIONS[OperationKind.SUSPEND].allowed_from, actor)
+        return _queue_for_servers(
+            customer, OperationKind.SUSPEND, lifecycle.ACTIONS[OperationKind.SUSPEND].allowed_from, actor
+        )
 
 
 def unsuspend_customer(customer, actor) -> list[Operation]:
@@ -107,7 +116,9 @@ def terminate_customer(customer, actor) -> list[Operation]:
     with transaction.atomic():
         customer = _locked_customer(customer)
         _set_billing_state(customer, BillingState.TERMINATED, actor)
-        operations = _queue_for_servers(customer, OperationKind.DESTROY, lifecycle.ACTIONS[OperationKind.DESTROY].allowed_from, actor)
+        operations = _queue_for_servers(
+            customer, OperationKind.DESTROY, lifecycle.ACTIONS[OperationKind.DESTROY].allowed_from, actor
+        )
         for login in customer.logins.filter(is_active=True):
             login.is_active = False
             login.save(update_fields=["is_active"])

@@ -45,7 +45,9 @@ def customer_detail(request, pk):
     customer = get_object_or_404(Customer, pk=pk)
     servers = customer.servers.select_related("plan", "host").prefetch_related("addresses")
     events = AuditEvent.objects.filter(object_type="customer", object_id=str(customer.pk))[:20]
-    return render(request, "customers/customer_detail.html", {"customer": customer, "servers": servers, "events": events})
+    return render(
+        request, "customers/customer_detail.html", {"customer": customer, "servers": servers, "events": events}
+    )
 
 
 BILLING_ACTIONS = {

@@ -1,4 +1,5 @@
 """Helpers shared by the admin modules."""
+
 import csv
 
 from django.contrib import admin, messages

@@ -1,4 +1,5 @@
 """Writing the audit log: every service that changes state calls `record`."""
+
 from .models import AuditEvent
 
 

@@ -1,4 +1,5 @@
 """The one Celery app, configured from Django settings (the CELERY_* names)."""
+
 import os
 
 from celery import Celery

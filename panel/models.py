@@ -18,7 +18,9 @@ class AuditEvent(models.Model):
     """One state change and who made it. Rows are written once and never changed or deleted."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, help_text="Who, as they were called then (or 'system').")
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)

@@ -7,6 +7,7 @@ Two modes, chosen by PANEL_MODE:
 - ``production``: DEBUG off, SECRET_KEY and ALLOWED_HOSTS required, HTTPS-only cookies and HSTS;
   ``manage.py check --deploy`` reports nothing.
 """
+
 import secrets
 from pathlib import Path
 

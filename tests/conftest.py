@@ -31,9 +31,20 @@ def postgres():
 
 def make_plan(slug="small", **overrides) -> Plan:
     values = dict(
-        name=slug.title(), cpu_cores=Decimal("0.50"), cpu_weight=100, memory_mib=512, swap_mib=256, disk_gib=10,
-        inode_limit=100_000, process_limit=128, ipv4_count=1, ipv6_count=1, traffic_gib=500, rate_mbit=100,
-        price_monthly=Decimal("5.00"), currency="EUR",
+        name=slug.title(),
+        cpu_cores=Decimal("0.50"),
+        cpu_weight=100,
+        memory_mib=512,
+        swap_mib=256,
+        disk_gib=10,
+        inode_limit=100_000,
+        process_limit=128,
+        ipv4_count=1,
+        ipv6_count=1,
+        traffic_gib=500,
+        rate_mbit=100,
+        price_monthly=Decimal("5.00"),
+        currency="EUR",
     )
     values.update(overrides)
     return Plan.objects.create(slug=slug, **values)
@@ -62,7 +73,9 @@ def world(db):
     v4 = make_pool("v4", "192.0.2.0/28", "192.0.2.1", host)
     v6 = make_pool("v6", "2001:db8::/64", "2001:db8::1", host)
     plan = make_plan()
-    staff = User.objects.create_user("admin", "admin@example.net", "correct-horse-battery", is_staff=True, is_superuser=True)
+    staff = User.objects.create_user(
+        "admin", "admin@example.net", "correct-horse-battery", is_staff=True, is_superuser=True
+    )
     return type("World", (), dict(host=host, template=template, v4=v4, v6=v6, plan=plan, staff=staff))
 
 

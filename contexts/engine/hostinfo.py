@@ -1,4 +1,5 @@
 """What this machine offers: CPUs, memory and disk, read from the kernel."""
+
 import os
 import shutil
 import socket

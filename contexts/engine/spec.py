@@ -4,6 +4,7 @@ The panel builds one for every operation and sends it through the broker; the ho
 validates it here, so nothing unchecked from the wire reaches the kernel. No database ids: the
 host never looks anything up.
 """
+
 import ipaddress
 import re
 from dataclasses import asdict, dataclass
@@ -17,7 +18,10 @@ HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 def check_name(name: str, what: str = "context name") -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise InvalidSpec(f"Invalid {what} {name!r}: use 1-63 lower-case letters, digits and hyphens, starting with a letter or digit.")
+        raise InvalidSpec(
+            f"Invalid {what} {name!r}: use 1-63 lower-case letters, digits and hyphens, "
+            "starting with a letter or digit."
+        )
     return name
 
 
@@ -116,13 +120,22 @@ class OperationSpec:
     version: int = SPEC_VERSION
 
     def to_dict(self) -> dict:
-        return {"version": self.version, "operation": self.operation, "kind": self.kind, "context": self.context.to_dict()}
+        return {
+            "version": self.version,
+            "operation": self.operation,
+            "kind": self.kind,
+            "context": self.context.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "OperationSpec":
         if not isinstance(data, dict) or data.get("version") != SPEC_VERSION:
-            raise InvalidSpec(f"Unsupported operation spec version {data.get('version') if isinstance(data, dict) else data!r}.")
+            raise InvalidSpec(
+                f"Unsupported operation spec version {data.get('version') if isinstance(data, dict) else data!r}."
+            )
         try:
-            return cls(operation=str(data["operation"]), kind=str(data["kind"]), context=ContextSpec.from_dict(data["context"]))
+            return cls(
+                operation=str(data["operation"]), kind=str(data["kind"]), context=ContextSpec.from_dict(data["context"])
+            )
         except KeyError as exc:
             raise InvalidSpec(f"Malformed operation spec: missing {exc}") from exc

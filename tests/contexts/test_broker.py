@@ -1,4 +1,5 @@
 """The queued spec, read back off the real Redis broker."""
+
 import os
 
 import pytest
@@ -6,6 +7,7 @@ from django.conf import settings
 from kombu import Connection
 
 from contexts.choices import OperationKind
+from contexts.exceptions import InvalidRequest
 from contexts.tasks import HOST_OPERATION_TASK
 from customers import services
 from tests.conftest import require
@@ -13,8 +15,10 @@ from tests.conftest import require
 
 @pytest.fixture
 def redis_broker():
-    require(bool(os.environ.get("REDIS_URL")) and settings.CELERY_BROKER_URL.startswith("redis://"),
-            "needs Redis: set REDIS_URL=redis://...")
+    require(
+        bool(os.environ.get("REDIS_URL")) and settings.CELERY_BROKER_URL.startswith("redis://"),
+        "needs Redis: set REDIS_URL=redis://...",
+    )
     with Connection(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1)
         yield conn
@@ -26,8 +30,12 @@ def test_create_lands_on_the_host_queue_with_a_complete_spec(redis_broker, world
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             result = services.provision_account(
-                name="Alice", email="alice@example.com", plan=world.plan, template=world.template,
-                hostname="www.example.com", actor=world.staff,
+                name="Alice",
+                email="alice@example.com",
+                plan=world.plan,
+                template=world.template,
+                hostname="www.example.com",
+                actor=world.staff,
             )
         assert len(callbacks) == 1
         message = queue.get(timeout=5)
@@ -44,7 +52,16 @@ def test_create_lands_on_the_host_queue_with_a_complete_spec(redis_broker, world
     assert spec["context"]["name"] == result.server.name
     assert spec["context"]["hostname"] == "www.example.com"
     assert spec["context"]["context_id"] == result.server.context_id
-    assert set(spec["context"]["limits"]) == {"cpus", "cpu_weight", "memory_mib", "swap_mib", "disk_gib", "inodes", "pids", "rate_mbit"}
+    assert set(spec["context"]["limits"]) == {
+        "cpus",
+        "cpu_weight",
+        "memory_mib",
+        "swap_mib",
+        "disk_gib",
+        "inodes",
+        "pids",
+        "rate_mbit",
+    }
     assert len(spec["context"]["addresses"]) == 2
     # The outcome is recorded by a callback on the panel queue, chained to the host task.
     (callback,) = embed["chain"]
@@ -56,10 +73,14 @@ def test_nothing_is_sent_when_the_transaction_fails(redis_broker, world, django_
     queue.clear()
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            with pytest.raises(Exception):
+            with pytest.raises(InvalidRequest):
                 services.provision_account(
-                    name="Alice", email="bad", plan=world.plan, template=world.template,
-                    hostname="www.example.com", actor=world.staff,
+                    name="Alice",
+                    email="bad",
+                    plan=world.plan,
+                    template=world.template,
+                    hostname="www.example.com",
+                    actor=world.staff,
                 )
         assert callbacks == []
         with pytest.raises(queue.Empty):

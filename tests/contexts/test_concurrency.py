@@ -1,4 +1,5 @@
 """Provisions at the same moment on PostgreSQL, each on its own connection."""
+
 import threading
 from decimal import Decimal
 
@@ -22,10 +23,16 @@ def provision_in_parallel(world, count):
     def provision(n):
         try:
             start.wait()
-            results.append(services.provision_account(
-                name=f"Customer {n}", email=f"c{n}@example.com", plan=world.plan, template=world.template,
-                hostname=f"www{n}.example.com", actor=None,
-            ))
+            results.append(
+                services.provision_account(
+                    name=f"Customer {n}",
+                    email=f"c{n}@example.com",
+                    plan=world.plan,
+                    template=world.template,
+                    hostname=f"www{n}.example.com",
+                    actor=None,
+                )
+            )
         except Exception as exc:  # collected and checked by the test
             errors.append(exc)
         finally:

@@ -1,4 +1,5 @@
 """The server state machine, as pure data."""
+
 import pytest
 
 from contexts import lifecycle
@@ -23,8 +24,16 @@ def test_starting_a_destroyed_server_is_refused_with_a_reason():
 
 @pytest.mark.parametrize(
     "kind, state",
-    [(K.STOP, S.STOPPED), (K.START, S.RUNNING), (K.RESTART, S.STOPPED), (K.UNSUSPEND, S.RUNNING),
-     (K.DESTROY, S.DESTROYING), (K.DESTROY, S.PROVISIONING), (K.REINSTALL, S.SUSPENDED), (K.CREATE, S.RUNNING)],
+    [
+        (K.STOP, S.STOPPED),
+        (K.START, S.RUNNING),
+        (K.RESTART, S.STOPPED),
+        (K.UNSUSPEND, S.RUNNING),
+        (K.DESTROY, S.DESTROYING),
+        (K.DESTROY, S.PROVISIONING),
+        (K.REINSTALL, S.SUSPENDED),
+        (K.CREATE, S.RUNNING),
+    ],
 )
 def test_actions_refused_in_the_wrong_state(kind, state):
     with pytest.raises(lifecycle.IllegalTransition):

@@ -1,4 +1,5 @@
 """Host choice and id allocation, without a database."""
+
 from decimal import Decimal as D
 
 from contexts.placement import Need, Room, choose_host, explain_no_room, first_free_id
@@ -12,8 +13,12 @@ def test_picks_the_host_with_most_memory_left():
 
 
 def test_skips_hosts_short_of_any_resource():
-    rooms = [Room("cpu", D("0.5"), 9999, 999), Room("mem", D("8"), 512, 999), Room("disk", D("8"), 9999, 10),
-             Room("ok", D("1"), 1024, 20)]
+    rooms = [
+        Room("cpu", D("0.5"), 9999, 999),
+        Room("mem", D("8"), 512, 999),
+        Room("disk", D("8"), 9999, 10),
+        Room("ok", D("1"), 1024, 20),
+    ]
     assert choose_host(rooms, NEED).name == "ok"
 
 

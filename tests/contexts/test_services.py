@@ -1,4 +1,5 @@
 """Services: placement, allocation, the state machine applied to rows, and the audit log."""
+
 from decimal import Decimal
 
 import pytest
@@ -19,8 +20,9 @@ def customer(db):
 
 
 def create(world, customer, hostname="www.example.com", plan=None):
-    return services.create_server(customer=customer, plan=plan or world.plan, template=world.template,
-                                  hostname=hostname, actor=world.staff)
+    return services.create_server(
+        customer=customer, plan=plan or world.plan, template=world.template, hostname=hostname, actor=world.staff
+    )
 
 
 def running(world, customer, hostname="www.example.com"):
@@ -212,7 +214,9 @@ def test_destroy_returns_addresses_only_after_the_host_confirms(world, customer)
 
 def test_failed_destroy_keeps_addresses_and_can_be_retried(world, customer):
     server = running(world, customer)
-    services.finish_operation(services.request_action(server, OperationKind.DESTROY, world.staff).pk, ok=False, error="busy mount")
+    services.finish_operation(
+        services.request_action(server, OperationKind.DESTROY, world.staff).pk, ok=False, error="busy mount"
+    )
     server.refresh_from_db()
     assert server.state == ServerState.FAILED and server.addresses.count() == 2
     services.request_action(server, OperationKind.DESTROY, world.staff)

@@ -1,4 +1,5 @@
 """Billing in Django admin: actions through the services, usage export, read-only records."""
+
 import csv
 import datetime
 import io
@@ -21,15 +22,24 @@ def admin_client(client, world):
 
 @pytest.fixture
 def running_account(world):
-    result = services.provision_account(name="Alice Ltd", email="alice@example.com", plan=world.plan,
-                                        template=world.template, hostname="www.alice.example", actor=world.staff)
+    result = services.provision_account(
+        name="Alice Ltd",
+        email="alice@example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="www.alice.example",
+        actor=world.staff,
+    )
     server_services.finish_operation(result.operation.pk, ok=True)
     return result
 
 
 def run_action(client, model, action, pks):
-    return client.post(reverse(f"admin:{model}_changelist"),
-                       {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True)
+    return client.post(
+        reverse(f"admin:{model}_changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
+    )
 
 
 def test_suspend_unsuspend_terminate_actions_use_the_services_and_the_audit_log(admin_client, world, running_account):
@@ -62,27 +72,45 @@ def test_suspend_unsuspend_terminate_actions_use_the_services_and_the_audit_log(
 
 
 def test_customer_page_shows_servers_inline(admin_client, running_account):
-    page = admin_client.get(reverse("admin:customers_customer_change", args=[running_account.customer.pk])).content.decode()
+    page = admin_client.get(
+        reverse("admin:customers_customer_change", args=[running_account.customer.pk])
+    ).content.decode()
     assert "www.alice.example" in page and "alice@example.com" in page
 
 
 def test_usage_records_filter_and_export_as_csv(admin_client, world, running_account):
-    other = services.provision_account(name="Bob", email="bob@example.com", plan=world.plan,
-                                       template=world.template, hostname="bob.example", actor=world.staff)
+    other = services.provision_account(
+        name="Bob",
+        email="bob@example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="bob.example",
+        actor=world.staff,
+    )
     for server, month in ((running_account.server, 10), (running_account.server, 11), (other.server, 11)):
         UsageRecord.objects.create(
-            server=server, period_start=datetime.date(2026, month, 1), period_end=datetime.date(2026, month, 28),
-            cpu_seconds=3600.5, peak_memory_bytes=2**28, disk_bytes=2**30, traffic_in_bytes=10, traffic_out_bytes=20,
+            server=server,
+            period_start=datetime.date(2026, month, 1),
+            period_end=datetime.date(2026, month, 28),
+            cpu_seconds=3600.5,
+            peak_memory_bytes=2**28,
+            disk_bytes=2**30,
+            traffic_in_bytes=10,
+            traffic_out_bytes=20,
         )
     url = reverse("admin:customers_usagerecord_changelist")
-    page = admin_client.get(url, {"server__customer__id__exact": running_account.customer.pk, "period_start": "2026-11-01"})
+    page = admin_client.get(
+        url, {"server__customer__id__exact": running_account.customer.pk, "period_start": "2026-11-01"}
+    )
     assert page.context["cl"].result_count == 1
     records = UsageRecord.objects.filter(period_start="2026-11-01").order_by("server__customer__name")
     response = admin_client.post(url, {"action": "export", "_selected_action": [r.pk for r in records]})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert sorted((r["customer"], r["period_start"], r["cpu_seconds"]) for r in rows) == [
-        ("Alice Ltd", "2026-11-01", "3600.5"), ("Bob", "2026-11-01", "3600.5")]
+        ("Alice Ltd", "2026-11-01", "3600.5"),
+        ("Bob", "2026-11-01", "3600.5"),
+    ]
     assert rows[0]["traffic_out_bytes"] == "20"
 
 

@@ -1,4 +1,5 @@
 """`manage.py provision` for staff scripts."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def provision(*extra, **opts):
     out = StringIO()
-    args = dict(customer="Alice Ltd", email="alice@example.com", plan="small", template="busybox",
-                hostname="www.alice.example")
+    args = dict(
+        customer="Alice Ltd", email="alice@example.com", plan="small", template="busybox", hostname="www.alice.example"
+    )
     args.update(opts)
     argv = [f"--{k}={v}" for k, v in args.items()] + list(extra)
     call_command("provision", *argv, stdout=out)
@@ -56,19 +58,48 @@ def test_bad_input_is_a_clear_error_and_creates_nothing(world, opts, message):
 
 def test_from_the_shell_against_a_fresh_database(tmp_path):
     """The whole command as a staff script runs it: exit status and output, on a migrated SQLite file."""
-    env = os.environ | {"DATABASE_URL": f"sqlite:///{tmp_path}/panel.sqlite3", "PANEL_DATA_DIR": str(tmp_path), "REDIS_URL": ""}
+    env = os.environ | {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/panel.sqlite3",
+        "PANEL_DATA_DIR": str(tmp_path),
+        "REDIS_URL": "",
+    }
 
     def manage(*args):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
 
     assert manage("migrate", "-v0").returncode == 0
     assert manage("demo").returncode == 0
-    bad = manage("provision", "--customer", "x", "--email", "x@example.com", "--plan", "nope",
-                 "--template", "busybox", "--hostname", "x.example")
+    bad = manage(
+        "provision",
+        "--customer",
+        "x",
+        "--email",
+        "x@example.com",
+        "--plan",
+        "nope",
+        "--template",
+        "busybox",
+        "--hostname",
+        "x.example",
+    )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "CommandError: Unknown plan 'nope'. Active plans: small, medium, large."
-    good = manage("provision", "--customer", "Carol", "--email", "carol@example.com", "--plan", "medium",
-                  "--template", "busybox", "--hostname", "carol.example", "--json")
+    good = manage(
+        "provision",
+        "--customer",
+        "Carol",
+        "--email",
+        "carol@example.com",
+        "--plan",
+        "medium",
+        "--template",
+        "busybox",
+        "--hostname",
+        "carol.example",
+        "--json",
+    )
     assert good.returncode == 0, good.stderr
     data = json.loads(good.stdout)
     assert data["hostname"] == "carol.example" and len(data["addresses"]) == 3  # medium: 1 IPv4 + 2 IPv6

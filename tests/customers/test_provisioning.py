@@ -1,4 +1,5 @@
 """provision_account and the billing-state services."""
+
 import pytest
 
 from contexts import services as server_services
@@ -13,15 +14,26 @@ from tests.conftest import make_plan
 
 
 def provision(world, **overrides):
-    values = dict(name="Alice Ltd", email="Alice@Example.com", plan=world.plan, template=world.template,
-                  hostname="www.alice.example", actor=world.staff)
+    values = dict(
+        name="Alice Ltd",
+        email="Alice@Example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="www.alice.example",
+        actor=world.staff,
+    )
     values.update(overrides)
     return services.provision_account(**values)
 
 
 def nothing_created():
-    return not (Customer.objects.exists() or User.objects.filter(customer__isnull=False).exists()
-                or VirtualServer.objects.exists() or IPAddress.objects.exists() or Operation.objects.exists())
+    return not (
+        Customer.objects.exists()
+        or User.objects.filter(customer__isnull=False).exists()
+        or VirtualServer.objects.exists()
+        or IPAddress.objects.exists()
+        or Operation.objects.exists()
+    )
 
 
 def test_provision_creates_customer_login_and_server(world, client):
@@ -100,7 +112,9 @@ def test_suspend_unsuspend_terminate(world):
     finish_all()
     result.server.refresh_from_db()
     assert result.server.state == ServerState.DESTROYED and not result.server.addresses.exists()
-    states = list(AuditEvent.objects.filter(action="customer.billing_state").order_by("id").values_list("to_state", flat=True))
+    states = list(
+        AuditEvent.objects.filter(action="customer.billing_state").order_by("id").values_list("to_state", flat=True)
+    )
     assert states == ["suspended", "active", "terminated"]
     with pytest.raises(IllegalTransition):
         services.unsuspend_customer(result.customer, world.staff)

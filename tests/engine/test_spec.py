@@ -1,4 +1,5 @@
 """The host spec: round trip and refusal of anything unsafe, before it reaches a host."""
+
 import pytest
 
 from contexts.engine.errors import InvalidSpec
@@ -9,8 +10,14 @@ LIMITS = dict(cpus=0.5, cpu_weight=100, memory_mib=512, swap_mib=0, disk_gib=10,
 
 
 def spec(**overrides):
-    values = dict(name="vps-1", context_id=1000, hostname="www.example.com", template="busybox",
-                  limits=Limits(**LIMITS), addresses=(Address("192.0.2.2", 24, "192.0.2.1"), Address("2001:db8::2", 64)))
+    values = dict(
+        name="vps-1",
+        context_id=1000,
+        hostname="www.example.com",
+        template="busybox",
+        limits=Limits(**LIMITS),
+        addresses=(Address("192.0.2.2", 24, "192.0.2.1"), Address("2001:db8::2", 64)),
+    )
     values.update(overrides)
     return ContextSpec(**values)
 
@@ -18,7 +25,11 @@ def spec(**overrides):
 def test_round_trip_through_json_types():
     original = OperationSpec(operation="abc", kind="create", context=spec())
     assert OperationSpec.from_dict(original.to_dict()) == original
-    assert original.to_dict()["context"]["addresses"][0] == {"address": "192.0.2.2", "prefix": 24, "gateway": "192.0.2.1"}
+    assert original.to_dict()["context"]["addresses"][0] == {
+        "address": "192.0.2.2",
+        "prefix": 24,
+        "gateway": "192.0.2.1",
+    }
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "", "-x", "A", "x" * 64, "a b", "a;rm"])

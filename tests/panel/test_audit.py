@@ -1,4 +1,5 @@
 """The audit log is append-only."""
+
 import pytest
 
 from panel import audit

@@ -1,4 +1,5 @@
 """Settings from the environment: production mode passes `check --deploy`; the Celery app is set up."""
+
 import os
 import secrets
 import subprocess
@@ -14,14 +15,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("PANEL_MODE", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base | env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_production_mode_passes_the_deployment_check(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", PANEL_MODE="production",
-                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="panel.example.com",
-                    PANEL_DATA_DIR=str(tmp_path))
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        PANEL_MODE="production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="panel.example.com",
+        PANEL_DATA_DIR=str(tmp_path),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
@@ -48,8 +57,13 @@ def test_development_secret_key_is_generated_once_and_kept(tmp_path):
 
 
 def test_no_redis_means_a_broker_without_a_server(tmp_path):
-    result = manage("shell", "-c", "from django.conf import settings; print(settings.CELERY_BROKER_URL)",
-                    PANEL_DATA_DIR=str(tmp_path), REDIS_URL="")
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.CELERY_BROKER_URL)",
+        PANEL_DATA_DIR=str(tmp_path),
+        REDIS_URL="",
+    )
     assert result.stdout.strip().splitlines()[-1] == "filesystem://localhost/"
     assert (tmp_path / "broker" / "queue").is_dir()
 

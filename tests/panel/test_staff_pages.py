@@ -1,4 +1,5 @@
 """The staff pages, as staff, as a customer and as an anonymous visitor."""
+
 import pytest
 from django.urls import reverse
 
@@ -18,8 +19,14 @@ def staff_client(client, world):
 
 @pytest.fixture
 def account(world):
-    return services.provision_account(name="Alice Ltd", email="alice@example.com", plan=world.plan,
-                                      template=world.template, hostname="www.alice.example", actor=world.staff)
+    return services.provision_account(
+        name="Alice Ltd",
+        email="alice@example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="www.alice.example",
+        actor=world.staff,
+    )
 
 
 @pytest.mark.parametrize("page", STAFF_PAGES)
@@ -41,10 +48,16 @@ def test_dashboard_shows_host_capacity_and_recent_operations(staff_client, world
 
 
 def test_provision_form_creates_an_account_and_shows_the_password_once(staff_client, world):
-    response = staff_client.post(reverse("provision"), {
-        "name": "Bob", "email": "bob@example.com", "plan": world.plan.pk, "template": world.template.pk,
-        "hostname": "Bob.Example.com",
-    })
+    response = staff_client.post(
+        reverse("provision"),
+        {
+            "name": "Bob",
+            "email": "bob@example.com",
+            "plan": world.plan.pk,
+            "template": world.template.pk,
+            "hostname": "Bob.Example.com",
+        },
+    )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
@@ -64,8 +77,13 @@ def test_provision_form_creates_an_account_and_shows_the_password_once(staff_cli
     ],
 )
 def test_provision_form_rejects_bad_input(staff_client, world, field, value, message):
-    data = {"name": "Bob", "email": "bob@example.com", "plan": world.plan.pk, "template": world.template.pk,
-            "hostname": "bob.example.com"}
+    data = {
+        "name": "Bob",
+        "email": "bob@example.com",
+        "plan": world.plan.pk,
+        "template": world.template.pk,
+        "hostname": "bob.example.com",
+    }
     data[field] = value
     response = staff_client.post(reverse("provision"), data)
     assert response.status_code == 200
@@ -75,15 +93,27 @@ def test_provision_form_rejects_bad_input(staff_client, world, field, value, mes
 
 def test_provision_form_shows_service_errors(staff_client, world, account):
     huge = make_plan("huge", memory_mib=10**6)
-    response = staff_client.post(reverse("provision"), {
-        "name": "Bob", "email": "bob@example.com", "plan": huge.pk, "template": world.template.pk,
-        "hostname": "bob.example.com",
-    })
+    response = staff_client.post(
+        reverse("provision"),
+        {
+            "name": "Bob",
+            "email": "bob@example.com",
+            "plan": huge.pk,
+            "template": world.template.pk,
+            "hostname": "bob.example.com",
+        },
+    )
     assert "No host has room for this plan" in response.content.decode()
-    response = staff_client.post(reverse("provision"), {
-        "name": "Alice again", "email": "alice@example.com", "plan": world.plan.pk, "template": world.template.pk,
-        "hostname": "x.example.com",
-    })
+    response = staff_client.post(
+        reverse("provision"),
+        {
+            "name": "Alice again",
+            "email": "alice@example.com",
+            "plan": world.plan.pk,
+            "template": world.template.pk,
+            "hostname": "x.example.com",
+        },
+    )
     assert "already exists" in response.content.decode()
     assert Customer.objects.count() == 1
 
@@ -95,8 +125,14 @@ def test_inactive_plans_are_not_offered(staff_client, world):
 
 
 def test_customer_and_server_search(staff_client, world, account):
-    services.provision_account(name="Bob Corp", email="bob@example.com", plan=world.plan, template=world.template,
-                               hostname="mail.bob.example", actor=world.staff)
+    services.provision_account(
+        name="Bob Corp",
+        email="bob@example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="mail.bob.example",
+        actor=world.staff,
+    )
     page = staff_client.get(reverse("customer-list"), {"q": "alice"}).content.decode()
     assert "Alice Ltd" in page and "Bob Corp" not in page
     page = staff_client.get(reverse("customer-list"), {"q": "mail.bob"}).content.decode()
@@ -122,8 +158,14 @@ def test_customer_billing_buttons_use_the_services(staff_client, world, account)
 
 
 def test_customers_see_only_their_own_servers(client, world, account):
-    other = services.provision_account(name="Mallory", email="mallory@example.com", plan=world.plan,
-                                       template=world.template, hostname="evil.example", actor=world.staff)
+    other = services.provision_account(
+        name="Mallory",
+        email="mallory@example.com",
+        plan=world.plan,
+        template=world.template,
+        hostname="evil.example",
+        actor=world.staff,
+    )
     client.force_login(account.login)
     page = client.get(reverse("server-list")).content.decode()
     assert "www.alice.example" in page and "evil.example" not in page
@@ -142,7 +184,10 @@ def test_server_page_disables_actions_with_the_reason(client, world, account):
 
 def test_login_page_and_home_redirects(client, world, account):
     assert client.get(reverse("login")).status_code == 200
-    assert client.post(reverse("login"), {"username": account.login.username, "password": account.password}).status_code == 302
+    assert (
+        client.post(reverse("login"), {"username": account.login.username, "password": account.password}).status_code
+        == 302
+    )
     assert client.get(reverse("home"))["Location"] == reverse("server-list")
     client.force_login(world.staff)
     assert client.get(reverse("home"))["Location"] == reverse("dashboard")

@@ -1,4 +1,5 @@
 """Seed a demo installation and print its logins: plans, this machine as a host, a template, pools."""
+
 import secrets
 from decimal import Decimal
 
@@ -11,15 +12,54 @@ from customers import services
 from customers.models import Plan, User
 
 PLANS = [
-    dict(slug="small", name="Small", cpu_cores=Decimal("0.50"), cpu_weight=100, memory_mib=512, swap_mib=256,
-         disk_gib=10, inode_limit=200_000, process_limit=256, ipv4_count=1, ipv6_count=1, traffic_gib=1000,
-         rate_mbit=100, price_monthly=Decimal("4.00")),
-    dict(slug="medium", name="Medium", cpu_cores=Decimal("1.00"), cpu_weight=200, memory_mib=2048, swap_mib=1024,
-         disk_gib=40, inode_limit=1_000_000, process_limit=1024, ipv4_count=1, ipv6_count=2, traffic_gib=3000,
-         rate_mbit=250, price_monthly=Decimal("12.00")),
-    dict(slug="large", name="Large", cpu_cores=Decimal("2.00"), cpu_weight=400, memory_mib=4096, swap_mib=2048,
-         disk_gib=80, inode_limit=2_000_000, process_limit=2048, ipv4_count=2, ipv6_count=4, traffic_gib=6000,
-         rate_mbit=500, price_monthly=Decimal("24.00")),
+    dict(
+        slug="small",
+        name="Small",
+        cpu_cores=Decimal("0.50"),
+        cpu_weight=100,
+        memory_mib=512,
+        swap_mib=256,
+        disk_gib=10,
+        inode_limit=200_000,
+        process_limit=256,
+        ipv4_count=1,
+        ipv6_count=1,
+        traffic_gib=1000,
+        rate_mbit=100,
+        price_monthly=Decimal("4.00"),
+    ),
+    dict(
+        slug="medium",
+        name="Medium",
+        cpu_cores=Decimal("1.00"),
+        cpu_weight=200,
+        memory_mib=2048,
+        swap_mib=1024,
+        disk_gib=40,
+        inode_limit=1_000_000,
+        process_limit=1024,
+        ipv4_count=1,
+        ipv6_count=2,
+        traffic_gib=3000,
+        rate_mbit=250,
+        price_monthly=Decimal("12.00"),
+    ),
+    dict(
+        slug="large",
+        name="Large",
+        cpu_cores=Decimal("2.00"),
+        cpu_weight=400,
+        memory_mib=4096,
+        swap_mib=2048,
+        disk_gib=80,
+        inode_limit=2_000_000,
+        process_limit=2048,
+        ipv4_count=2,
+        ipv6_count=4,
+        traffic_gib=6000,
+        rate_mbit=500,
+        price_monthly=Decimal("24.00"),
+    ),
 ]
 # Documentation ranges (RFC 5737, RFC 3849): never routed on the internet.
 POOLS = [("demo-v4", "192.0.2.0/24", "192.0.2.1"), ("demo-v6", "2001:db8::/64", "2001:db8::1")]
@@ -35,11 +75,16 @@ class Command(BaseCommand):
             capacity = read_capacity()
             host, _ = Host.objects.update_or_create(
                 name=host_name(),
-                defaults=dict(cpus=capacity.cpus, memory_mib=capacity.memory_mib, disk_gib=capacity.disk_gib,
-                              cpu_overcommit=Decimal("4.00")),
+                defaults=dict(
+                    cpus=capacity.cpus,
+                    memory_mib=capacity.memory_mib,
+                    disk_gib=capacity.disk_gib,
+                    cpu_overcommit=Decimal("4.00"),
+                ),
             )
             template, _ = Template.objects.get_or_create(
-                name="busybox", defaults=dict(distribution="BusyBox", version="1.35", description="A tiny root file system")
+                name="busybox",
+                defaults=dict(distribution="BusyBox", version="1.35", description="A tiny root file system"),
             )
             template.hosts.add(host)
             for name, cidr, gateway in POOLS:
@@ -54,8 +99,12 @@ class Command(BaseCommand):
             customer_login = User.objects.filter(username="demo@example.com").first()
             if customer_login is None:
                 result = services.provision_account(
-                    name="Demo Customer", email="demo@example.com", plan=Plan.objects.get(slug="small"),
-                    template=template, hostname="www.example.com", actor=staff,
+                    name="Demo Customer",
+                    email="demo@example.com",
+                    plan=Plan.objects.get(slug="small"),
+                    template=template,
+                    hostname="www.example.com",
+                    actor=staff,
                 )
                 customer_login = result.login
             customer_password = secrets.token_urlsafe(9)

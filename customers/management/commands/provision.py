@@ -1,4 +1,5 @@
 """Provision a customer, login and server from the command line, for staff scripts."""
+
 import json
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,8 +34,12 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown template {opts['template']!r}. Active templates: {known}.") from None
         try:
             result = services.provision_account(
-                name=opts["customer"], email=opts["email"], plan=plan, template=template,
-                hostname=opts["hostname"], actor=None,
+                name=opts["customer"],
+                email=opts["email"],
+                plan=plan,
+                template=template,
+                hostname=opts["hostname"],
+                actor=None,
             )
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
