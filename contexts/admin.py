@@ -12,7 +12,13 @@ class HostAdmin(admin.ModelAdmin):
     list_display = ("name", "state", "cpus", "memory_mib", "disk_gib", "last_heartbeat")
     list_filter = ("state",)
     search_fields = ("name",)
-    readonly_fields = ("last_heartbeat", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is the host agent's identity and its queue: renaming would strand its work.
+        return ("last_heartbeat", "created_at") + (("name",) if obj else ())
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or not obj.servers.exists()
 
 
 @admin.register(Template)
@@ -27,6 +33,10 @@ class IPPoolAdmin(admin.ModelAdmin):
     list_display = ("name", "cidr", "gateway", "family", "used")
     filter_horizontal = ("hosts",)
 
+    def get_readonly_fields(self, request, obj=None):
+        # Servers use addresses from it: its network can no longer move under them.
+        return ("cidr", "gateway") if obj and obj.addresses.exists() else ()
+
     @admin.display(description="addresses taken")
     def used(self, pool):
         return f"{pool.addresses.count()} of {pool.size()}"
@@ -37,7 +47,13 @@ class IPAddressAdmin(admin.ModelAdmin):
     list_display = ("address", "pool", "server", "description", "assigned_at")
     list_filter = ("pool",)
     search_fields = ("address", "server__hostname", "description")
-    readonly_fields = ("server",)  # assigned and released by services only; staff may reserve addresses here
+
+    def get_readonly_fields(self, request, obj=None):
+        # Assigned and released by services only; staff may reserve free addresses here.
+        return ("pool", "address", "server") if obj and obj.server_id else ("server",)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.server_id is None
 
 
 def _server_action(kind):

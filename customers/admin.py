@@ -7,6 +7,20 @@ from panel.admin_tools import ReadOnlyAdmin, csv_export, service_action
 from . import services
 from .models import Customer, Plan, UsageRecord, User
 
+RESOURCE_FIELDS = (
+    "cpu_cores",
+    "cpu_weight",
+    "memory_mib",
+    "swap_mib",
+    "process_limit",
+    "disk_gib",
+    "inode_limit",
+    "ipv4_count",
+    "ipv6_count",
+    "traffic_gib",
+    "rate_mbit",
+)
+
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
@@ -21,6 +35,13 @@ class PlanAdmin(admin.ModelAdmin):
         ("Disk", {"fields": ("disk_gib", "inode_limit")}),
         ("Network", {"fields": ("ipv4_count", "ipv6_count", "traffic_gib", "rate_mbit")}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Live servers run with these limits on their hosts: to sell different resources, add a plan and
+        # change the servers' plans, which applies the limits on the hosts.
+        if obj and obj.servers.live().exists():
+            return RESOURCE_FIELDS
+        return ()
 
     @admin.display(description="price / month", ordering="price_monthly")
     def price_display(self, plan):
