@@ -1,0 +1,7 @@
+"""The host CLI: `python -m contexts --help`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

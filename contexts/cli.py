@@ -1,0 +1,202 @@
+"""The host CLI over the engine. Plain Python: it runs on hosts that have no panel installed.
+
+Errors are one line on stderr and exit status 1; usage errors exit 2. `--json` output is documented
+in the README (engine section) and only ever gains keys.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+
+from .engine import check as host_check
+from .engine.errors import EngineError
+from .engine.lifecycle import Lifecycle
+from .engine.state import StateDir, state_dir_from
+from .engine.templates import Templates
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m contexts", description="Security contexts on this host.")
+    parser.add_argument(
+        "--state-dir", help="where templates and contexts live (env CONTEXTS_STATE_DIR, default /var/lib/contexts)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="what this host supports, what is missing and how to fix it")
+    p.add_argument("--json", action="store_true")
+
+    template = sub.add_parser("template", help="import, build and list templates")
+    tsub = template.add_subparsers(dest="template_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("import", help="a directory or a .tar/.tar.gz/.tar.xz of a root file system")
+    p.add_argument("name")
+    p.add_argument("source")
+    p = tsub.add_parser("build", help="build a template")
+    p.add_argument("name")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--busybox", action="store_true", help="a tiny root fs from Debian's busybox-static")
+    how.add_argument("--debootstrap", metavar="SUITE", help="a Debian root fs, e.g. bookworm")
+    p.add_argument("--mirror", help="Debian mirror URL for --debootstrap")
+    p.add_argument("--include", default="", help="extra packages for --debootstrap, comma-separated")
+    p = tsub.add_parser("list", help="the templates on this host")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("build", help="create a context from a template")
+    p.add_argument("name")
+    p.add_argument("--template", required=True)
+    p.add_argument("--hostname")
+    p.add_argument("--init", help='the program to run as PID 1, e.g. "/bin/sleep 1000" (default /sbin/init)')
+    p.add_argument("--address", action="append", default=[], metavar="CIDR")
+    p.add_argument("--context-id", type=int, help="default: the lowest free id in 2..49151")
+
+    for name, text in (("start", "start a context"), ("restart", "stop, then start"), ("destroy", "stop and remove")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name")
+        if name != "start":
+            p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for init to halt")
+    p = sub.add_parser("stop", help="ask init to halt, then kill what is left after --timeout")
+    p.add_argument("name")
+    p.add_argument("--timeout", type=float, default=30.0)
+
+    p = sub.add_parser("status", help="state, context id, init pid, addresses, limits")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="every context on this host")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("exec", help="run a command inside: exec NAME -- CMD [ARG...]")
+    p.add_argument("name")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p = sub.add_parser("enter", help="an interactive login shell inside")
+    p.add_argument("name")
+    return parser
+
+
+def _print_status(status: dict) -> None:
+    rows = [
+        ("name", status["name"]),
+        ("state", status["state"]),
+        ("context id", status["context_id"]),
+        ("init pid", status["init_pid"] or "-"),
+        ("hostname", status["hostname"]),
+        ("template", status["template"]),
+        ("init", shlex.join(status["init"])),
+        ("addresses", ", ".join(status["addresses"]) or "-"),
+        ("limits", ", ".join(f"{k}={v}" for k, v in (status.get("limits") or {}).items()) or "-"),
+    ]
+    if status.get("last_exit"):
+        rows.append(("last exit", status["last_exit"]["reason"]))
+    for key, value in rows:
+        print(f"{key + ':':12} {value}")
+
+
+def _emit(data, as_json: bool, text) -> None:
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        text(data)
+
+
+def run(args) -> int:
+    if args.command == "check":
+        report = host_check.run()
+        _emit(report, args.json, host_check.print_report)
+        return 0 if report["ok"] else 1
+
+    state = StateDir(state_dir_from(args.state_dir))
+    engine = Lifecycle(state)
+    templates = Templates(state)
+
+    if args.command == "template":
+        if args.template_command == "list":
+            _emit(
+                templates.records(),
+                args.json,
+                lambda items: (
+                    [
+                        print(f"{t['name']:24} {t['init_style']:9} {t['size_bytes'] / 2**20:8.1f} MiB  {t['source']}")
+                        for t in items
+                    ]
+                    or print("No templates.")
+                ),
+            )
+            return 0
+        if args.template_command == "import":
+            record = templates.import_(args.name, args.source)
+        elif args.busybox:
+            record = templates.build_busybox(args.name)
+        else:
+            include = [p.strip() for p in args.include.split(",") if p.strip()]
+            record = templates.build_debootstrap(args.name, args.debootstrap, args.mirror, include)
+        print(f"Template {record['name']} ready ({record['init_style']} init, {record['size_bytes'] / 2**20:.1f} MiB).")
+        return 0
+
+    if args.command == "build":
+        init = shlex.split(args.init) if args.init else None
+        config = engine.build(args.name, args.template, args.hostname, init, args.address, args.context_id)
+        print(
+            f"Context {config['name']} built (context id {config['context_id']}); start it with: start {config['name']}"
+        )
+        return 0
+    if args.command == "start":
+        engine.start(args.name)
+        print(f"{args.name} started.")
+        return 0
+    if args.command == "stop":
+        if engine.stop(args.name, args.timeout):
+            print(f"{args.name} stopped.")
+        else:
+            print(f"{args.name} was not running.", file=sys.stderr)
+        return 0
+    if args.command == "restart":
+        engine.restart(args.name, args.timeout)
+        print(f"{args.name} restarted.")
+        return 0
+    if args.command == "destroy":
+        engine.destroy(args.name, args.timeout)
+        print(f"{args.name} destroyed.")
+        return 0
+    if args.command == "status":
+        _emit(engine.status(args.name), args.json, _print_status)
+        return 0
+    if args.command == "list":
+        _emit(
+            engine.statuses(),
+            args.json,
+            lambda items: (
+                [print(f"{s['name']:24} {s['state']:9} {s['context_id']:>6}  {s['hostname']}") for s in items]
+                or print("No contexts.")
+            ),
+        )
+        return 0
+    if args.command == "exec":
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command inside
+        return engine.run_inside(args.name, argv)
+    if args.command == "enter":
+        return engine.enter(args.name)
+    raise AssertionError(args.command)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if (
+        os.geteuid() != 0
+        and args.command not in ("check", "status", "list")
+        and not (args.command == "template" and args.template_command == "list")
+    ):
+        print("contexts: error: this command needs root.", file=sys.stderr)
+        return 1
+    try:
+        return run(args)
+    except EngineError as exc:
+        print(f"contexts: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"contexts: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,227 @@
+"""Control groups: one interface for the engine, a cgroup v1 and a v2 backend chosen from /proc/mounts.
+
+Callers never ask which version they are on. The pure parsing functions take file contents as
+arguments, so their logic is tested without a kernel.
+"""
+
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from .errors import EngineError, HostUnsupported
+
+# v1 controllers a context is placed under, in the order `pids()` prefers to read from.
+V1_CONTROLLERS = ("pids", "freezer", "memory", "cpu", "cpuacct", "cpuset", "blkio", "devices")
+V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str
+    options: frozenset[str]
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            target = fields[1].replace("\\040", " ")
+            mounts.append(Mount(fields[0], target, fields[2], frozenset(fields[3].split(","))))
+    return mounts
+
+
+def v1_hierarchies(mounts: list[Mount]) -> dict[str, str]:
+    """Mount point of each v1 controller we use (co-mounted controllers share one)."""
+    found = {}
+    for m in mounts:
+        if m.fstype == "cgroup":
+            for controller in V1_CONTROLLERS:
+                if controller in m.options and controller not in found:
+                    found[controller] = m.target
+    return found
+
+
+def v2_mount(mounts: list[Mount]) -> str | None:
+    """The cgroup2 mount that owns the controllers, if the host runs the unified hierarchy."""
+    for m in mounts:
+        if m.fstype == "cgroup2" and m.target == "/sys/fs/cgroup":
+            return m.target
+    return None
+
+
+def parse_procs(text: str) -> set[int]:
+    return {int(line) for line in text.split()}
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+class Cgroups(ABC):
+    """The cgroups of the contexts on this host, all below one parent group."""
+
+    version: int
+
+    def __init__(self, parent: str):
+        self.parent = parent
+
+    @abstractmethod
+    def directories(self, name: str) -> list[str]:
+        """Every directory that makes up the context's cgroup (one per v1 hierarchy, one on v2)."""
+
+    @abstractmethod
+    def create(self, name: str) -> None:
+        """Create the context's cgroup; a cgroup left from an earlier run is reused."""
+
+    @abstractmethod
+    def _kill_once(self, name: str) -> None:
+        """Send SIGKILL to every process of the context, daemons that double-forked included."""
+
+    def procs_files(self, name: str) -> list[str]:
+        return [os.path.join(d, "cgroup.procs") for d in self.directories(name)]
+
+    def exists(self, name: str) -> bool:
+        return os.path.isdir(self.directories(name)[0])
+
+    def pids(self, name: str) -> set[int]:
+        try:
+            return parse_procs(_read(self.procs_files(name)[0]))
+        except FileNotFoundError:
+            return set()
+
+    def kill_all(self, name: str, timeout: float = 10.0) -> None:
+        """Kill every process in the context's cgroup and wait until it is empty."""
+        deadline = time.monotonic() + timeout
+        while self.pids(name):
+            self._kill_once(name)
+            if time.monotonic() > deadline:
+                raise EngineError(f"Processes {sorted(self.pids(name))} of context {name} survived SIGKILL.")
+            time.sleep(0.01)
+
+    def remove(self, name: str) -> None:
+        """Kill what is left and remove the cgroup; nothing happens if it is already gone."""
+        if not self.exists(name):
+            return
+        self.kill_all(name)
+        for directory in self.directories(name):
+            for _ in range(100):  # a killed process leaves the cgroup a moment after it is reaped
+                try:
+                    _rmdir(directory)
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+    def remove_parent(self) -> None:
+        for directory in self.directories(""):
+            _rmdir(directory.rstrip("/"))
+
+
+class CgroupsV1(Cgroups):
+    version = 1
+
+    def __init__(self, parent: str, hierarchies: dict[str, str]):
+        super().__init__(parent)
+        self.hierarchies = hierarchies
+        self.roots = list(dict.fromkeys(hierarchies.values()))  # co-mounted controllers once
+
+    def directories(self, name: str) -> list[str]:
+        return [os.path.join(root, self.parent, name) for root in self.roots]
+
+    def create(self, name: str) -> None:
+        for root in self.roots:
+            for directory in (os.path.join(root, self.parent), os.path.join(root, self.parent, name)):
+                os.makedirs(directory, exist_ok=True)
+                if root == self.hierarchies.get("cpuset"):
+                    # A new v1 cpuset is empty and refuses tasks until given CPUs and memory nodes.
+                    for key in ("cpuset.cpus", "cpuset.mems"):
+                        if not _read(os.path.join(directory, key)).strip():
+                            _write(os.path.join(directory, key), _read(os.path.join(os.path.dirname(directory), key)))
+
+    def _kill_once(self, name: str) -> None:
+        freezer = self.hierarchies.get("freezer")
+        state = os.path.join(freezer, self.parent, name, "freezer.state") if freezer else None
+        # Frozen processes cannot fork while we kill them, so a fork bomb cannot outrun the loop.
+        if state and os.path.exists(state):
+            _write(state, "FROZEN")
+        try:
+            for pid in self.pids(name):
+                _kill(pid)
+        finally:
+            if state and os.path.exists(state):
+                _write(state, "THAWED")
+
+
+class CgroupsV2(Cgroups):
+    version = 2
+
+    def __init__(self, parent: str, mountpoint: str = "/sys/fs/cgroup"):
+        super().__init__(parent)
+        self.mountpoint = mountpoint
+
+    def directories(self, name: str) -> list[str]:
+        return [os.path.join(self.mountpoint, self.parent, name)]
+
+    def create(self, name: str) -> None:
+        parent = os.path.join(self.mountpoint, self.parent)
+        os.makedirs(parent, exist_ok=True)
+        available = set(_read(os.path.join(self.mountpoint, "cgroup.controllers")).split())
+        wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
+        if wanted:
+            for directory in (self.mountpoint, parent):
+                _write(os.path.join(directory, "cgroup.subtree_control"), wanted)
+        os.makedirs(os.path.join(parent, name), exist_ok=True)
+
+    def _kill_once(self, name: str) -> None:
+        directory = self.directories(name)[0]
+        kill_file = os.path.join(directory, "cgroup.kill")
+        if os.path.exists(kill_file):  # Linux 5.14+: the kernel kills the whole subtree atomically
+            _write(kill_file, "1")
+            return
+        _write(os.path.join(directory, "cgroup.freeze"), "1")
+        try:
+            for pid in self.pids(name):
+                _kill(pid)
+        finally:
+            _write(os.path.join(directory, "cgroup.freeze"), "0")
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def choose(parent: str, mounts_text: str) -> Cgroups:
+    mounts = parse_mounts(mounts_text)
+    if v2_mount(mounts):
+        return CgroupsV2(parent)
+    hierarchies = v1_hierarchies(mounts)
+    if hierarchies:
+        return CgroupsV1(parent, hierarchies)
+    raise HostUnsupported(
+        "No cgroup file system is mounted: mount cgroup2 on /sys/fs/cgroup "
+        "(mount -t cgroup2 none /sys/fs/cgroup) or the v1 controllers below it."
+    )
+
+
+def detect(parent: str = "contexts") -> Cgroups:
+    return choose(parent, _read("/proc/mounts"))

@@ -1,0 +1,324 @@
+"""The life of a context: build, start, stop, restart, destroy, status, exec and enter.
+
+Composes the other modules. Every change to one context holds its lock, so the CLI, host workers and
+the context's own supervisor never act on it at the same time.
+"""
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import cgroups, namespaces, procinfo, terminal
+from .errors import ContextExists, ContextNotFound, EngineError, InvalidSpec, InvalidState, StartFailed
+from .spec import check_hostname, check_name
+from .state import StateDir, read_json, write_json
+
+CONTEXT_ID_RANGE = (2, 49151)  # Linux-VServer's static context ids
+DEFAULT_CGROUP_PARENT = "contexts"
+START_TIMEOUT = 30.0
+# The supervisor: a shell waiting on `unshare`, which waits on the guest's init. Constant text; the
+# values arrive as positional parameters, never spliced into it.
+SUPERVISOR = (
+    'unshare --pid --fork -- "$1" -s -E -m contexts.engine.guestinit "$2" "$3" "$4"\n'
+    'exec "$1" -s -E -m contexts.engine.guestinit --exited "$?" "$2" "$3" "$4"\n'
+)
+PROJECT_ROOT = str(Path(__file__).resolve().parents[2])  # where the `contexts` package lives
+
+# How each init style is asked to halt: a signal, or a command run inside.
+HALT = {
+    "busybox": signal.SIGUSR2,  # busybox init: poweroff
+    "systemd": signal.SIGRTMIN + 4,  # systemd: poweroff
+    "sysvinit": ["/sbin/telinit", "0"],
+    "signal": signal.SIGTERM,
+}
+EXIT_REASONS = {128 + signal.SIGHUP: "rebooted", 128 + signal.SIGINT: "halted", 128 + signal.SIGKILL: "killed"}
+
+
+def describe_exit(status: int) -> str:
+    return EXIT_REASONS.get(status) or (
+        f"init exited with status {status}" if status < 128 else f"init ended by signal {status - 128}"
+    )
+
+
+class Lifecycle:
+    def __init__(self, state: StateDir, cgroup_parent: str | None = None):
+        self.state = state
+        self.cgroup_parent = cgroup_parent or os.environ.get("CONTEXTS_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT
+
+    def _cgroups(self, config: dict) -> cgroups.Cgroups:
+        return cgroups.detect(config["cgroup_parent"])
+
+    # build / destroy
+
+    def build(
+        self,
+        name: str,
+        template: str,
+        hostname: str | None = None,
+        init: list[str] | None = None,
+        addresses=(),
+        context_id: int | None = None,
+    ) -> dict:
+        check_name(name)
+        hostname = check_hostname(hostname or name)
+        record = self.state.template_record(template)  # raises TemplateNotFound with the list
+        for cidr in addresses:
+            try:
+                ipaddress.ip_interface(cidr)
+            except ValueError as exc:
+                raise InvalidSpec(f"Invalid address {cidr!r}: {exc}") from exc
+        if init is not None and (not init or not init[0].startswith("/")):
+            raise InvalidSpec("--init needs an absolute path to the program, e.g. --init '/bin/sleep 1000'.")
+        self.state.ensure()
+        with self.state.host_locked():
+            directory = self.state.context_dir(name)
+            if directory.exists():
+                raise ContextExists(f"Context {name!r} exists already.")
+            used = {self.state.config(n)["context_id"] for n in self.state.context_names()}
+            if context_id is None:
+                context_id = next(
+                    (i for i in range(CONTEXT_ID_RANGE[0], CONTEXT_ID_RANGE[1] + 1) if i not in used), None
+                )
+                if context_id is None:
+                    raise EngineError("No free context id left on this host.")
+            elif not CONTEXT_ID_RANGE[0] <= context_id <= CONTEXT_ID_RANGE[1]:
+                raise InvalidSpec(f"Context id must be in {CONTEXT_ID_RANGE[0]}..{CONTEXT_ID_RANGE[1]}.")
+            elif context_id in used:
+                raise ContextExists(f"Context id {context_id} is taken on this host.")
+            staging = self.state.contexts / f".{name}.building"
+            shutil.rmtree(staging, ignore_errors=True)
+            for sub in ("upper", "work", "rootfs"):
+                (staging / sub).mkdir(parents=True, mode=0o755)
+            config = {
+                "name": name,
+                "context_id": context_id,
+                "hostname": hostname,
+                "template": template,
+                "init": init or ["/sbin/init"],
+                "init_style": record["init_style"] if init is None else "signal",
+                "addresses": list(addresses),
+                "cgroup_parent": self.cgroup_parent,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            write_json(staging / "config.json", config)
+            os.rename(staging, directory)
+        return config
+
+    def destroy(self, name: str, timeout: float = 30.0) -> None:
+        config = self.state.config(name)
+        with self.state.locked(name):
+            self._stop_locked(name, config, timeout)
+            self._cgroups(config).remove(name)
+            # rmtree never follows symlinks the guest left in its layer.
+            shutil.rmtree(self.state.context_dir(name))
+
+    # start
+
+    def start(self, name: str) -> dict:
+        config = self.state.config(name)
+        with self.state.locked(name):
+            if self._running(name):
+                raise InvalidState(f"Context {name} is already running.")
+            return self._start_locked(name, config)
+
+    def _start_locked(self, name: str, config: dict) -> dict:
+        self.state.template_record(config["template"])
+        directory = self.state.context_dir(name)
+        cg = self._cgroups(config)
+        cg.remove(name)  # anything left from a crashed run goes first
+        cg.create(name)
+        run_id = uuid.uuid4().hex
+        run = self.state.run_record(name) | {"run_id": run_id, "desired": "running", "started_at": time.time()}
+        self.state.write_run_record(name, run)
+        (directory / "init.json").unlink(missing_ok=True)
+        with open(directory / "console.log", "ab") as log:
+            subprocess.run(
+                [
+                    "setsid",
+                    "--fork",
+                    "/bin/sh",
+                    "-c",
+                    SUPERVISOR,
+                    "contexts-supervisor",
+                    sys.executable,
+                    str(self.state.root),
+                    name,
+                    run_id,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=PROJECT_ROOT,
+                check=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            init = read_json(directory / "init.json") or {}
+            if init.get("run_id") == run_id and init.get("state") == "running":
+                return self.status(name)
+            if init.get("run_id") == run_id and init.get("state") == "failed":
+                cg.remove(name)
+                raise StartFailed(f"Context {name} did not start: {init.get('error')}")
+            time.sleep(0.005)
+        cg.remove(name)
+        raise StartFailed(
+            f"Context {name} did not start within {START_TIMEOUT:.0f} s; see {directory / 'console.log'}."
+        )
+
+    # stop / restart
+
+    def stop(self, name: str, timeout: float = 30.0) -> bool:
+        """Halt the context; True if it was running, False if there was nothing to stop."""
+        config = self.state.config(name)
+        with self.state.locked(name):
+            return self._stop_locked(name, config, timeout)
+
+    def _stop_locked(self, name: str, config: dict, timeout: float) -> bool:
+        init = self._running(name)
+        cg = self._cgroups(config)
+        run = self.state.run_record(name)
+        if run.get("desired") == "running":
+            self.state.write_run_record(name, run | {"desired": "stopped"})
+        if init is None:
+            cg.remove(name)
+            return False
+        pid, starttime = init["pid"], init["starttime"]
+        self._ask_to_halt(name, config, pid)
+        deadline = time.monotonic() + timeout
+        while procinfo.is_alive(pid, starttime) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Whatever is left, daemons that left init's process tree included, dies with the cgroup.
+        cg.remove(name)
+        if procinfo.is_alive(pid, starttime):
+            os.kill(pid, signal.SIGKILL)  # the kernel then kills the whole PID namespace
+            while procinfo.is_alive(pid, starttime):
+                time.sleep(0.01)
+        return True
+
+    def _ask_to_halt(self, name: str, config: dict, pid: int) -> None:
+        how = HALT.get(config.get("init_style"), signal.SIGTERM)
+        try:
+            if isinstance(how, list):
+                self.run_inside(name, how, stdio=subprocess.DEVNULL)
+            else:
+                os.kill(pid, how)
+        except (OSError, EngineError):
+            pass  # the timeout and SIGKILL follow
+
+    def restart(self, name: str, timeout: float = 30.0) -> dict:
+        config = self.state.config(name)
+        with self.state.locked(name):
+            self._stop_locked(name, config, timeout)
+            return self._start_locked(name, config)
+
+    def after_exit(self, name: str, run_id: str, status: int) -> None:
+        """Called by the supervisor once init has ended: record why, clean up, restart after a reboot."""
+        try:
+            config = self.state.config(name)
+        except ContextNotFound:
+            return  # destroyed meanwhile
+        with self.state.locked(name):
+            run = self.state.run_record(name)
+            if run.get("run_id") != run_id:
+                return  # a newer run took over
+            init = read_json(self.state.context_dir(name) / "init.json") or {}
+            reason = init.get("error") if init.get("state") == "failed" else describe_exit(status)
+            self._cgroups(config).remove(name)
+            rebooted = status == 128 + signal.SIGHUP and run.get("desired") == "running"
+            run |= {
+                "desired": "running" if rebooted else "stopped",
+                "last_exit": {"status": status, "reason": reason, "at": time.time()},
+            }
+            self.state.write_run_record(name, run)
+            if rebooted:
+                self._start_locked(name, config)
+
+    # status
+
+    def _running(self, name: str) -> dict | None:
+        """init.json of the current run if its init process is alive, else None."""
+        run = self.state.run_record(name)
+        init = read_json(self.state.context_dir(name) / "init.json") or {}
+        if (
+            init.get("run_id")
+            and init.get("run_id") == run.get("run_id")
+            and init.get("state") in ("starting", "running")
+        ):
+            if procinfo.is_alive(init["pid"], init["starttime"]):
+                return init
+        return None
+
+    def status(self, name: str) -> dict:
+        config = self.state.config(name)
+        init = self._running(name)
+        run = self.state.run_record(name)
+        state = "stopped" if init is None else ("running" if init["state"] == "running" else "starting")
+        return {
+            "name": name,
+            "state": state,
+            "context_id": config["context_id"],
+            "init_pid": init["pid"] if init else None,
+            "hostname": config["hostname"],
+            "template": config["template"],
+            "init": config["init"],
+            "addresses": config["addresses"],
+            "limits": config.get("limits"),
+            "last_exit": run.get("last_exit"),
+        }
+
+    def statuses(self) -> list[dict]:
+        return [self.status(name) for name in self.state.context_names()]
+
+    # exec / enter
+
+    def _init_pid(self, name: str) -> tuple[int, dict]:
+        config = self.state.config(name)
+        init = self._running(name)
+        if init is None or init["state"] != "running":
+            raise InvalidState(f"Context {name} is not running.")
+        return init["pid"], config
+
+    def run_inside(self, name: str, argv: list[str], stdio=None) -> int:
+        """Run argv inside the context with the guest's capabilities; return its exit status."""
+        if not argv:
+            raise InvalidSpec("Give the command to run, e.g. exec NAME -- ps.")
+        pid, config = self._init_pid(name)
+        term = os.environ.get("TERM")
+
+        def run():
+            if stdio is not None:
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+            namespaces.become_guest_process()
+            os.execvpe(argv[0], argv, namespaces.guest_environment(term))
+
+        return namespaces.spawn_inside(pid, self._cgroups(config).procs_files(name), run)
+
+    def enter(self, name: str) -> int:
+        """An interactive login shell inside, on a terminal of the guest's own; returns its exit status."""
+        pid, config = self._init_pid(name)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            child = namespaces.fork_inside(
+                pid,
+                self._cgroups(config).procs_files(name),
+                terminal.shell_in_pty(theirs, os.environ.get("TERM", "xterm")),
+            )
+            theirs.close()
+            _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        if not fds:
+            return namespaces.wait_status(child)
+        try:
+            terminal.relay(fds[0])
+        finally:
+            os.close(fds[0])
+        return namespaces.wait_status(child)

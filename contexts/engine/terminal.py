@@ -1,0 +1,92 @@
+"""`enter`: a login shell inside a context on a terminal of the guest's own, relayed to ours.
+
+The pseudo-terminal is opened inside the guest (its own devpts instance), so the shell never holds
+a host descriptor; only the master side comes back to us, over a socket pair.
+"""
+
+import array
+import fcntl
+import os
+import select
+import signal
+import socket
+import sys
+import termios
+import tty
+
+from . import safefile
+from .namespaces import become_guest_process, guest_environment
+
+
+def login_shell() -> str:
+    """root's shell from the guest's /etc/passwd, read after joining its mount namespace."""
+    passwd = safefile.read_file("/", "etc/passwd") or b""
+    for line in passwd.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[0] == "root" and fields[6].startswith("/"):
+            return fields[6]
+    return "/bin/sh"
+
+
+def shell_in_pty(sock: socket.socket, term: str):
+    """The `run` for fork_inside: open a guest pty, hand its master back, exec the login shell on it."""
+
+    def run():
+        master, slave = os.openpty()
+        socket.send_fds(sock, [b"pty"], [master])
+        os.close(master)
+        sock.close()
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        if slave > 2:
+            os.close(slave)
+        shell = login_shell()
+        become_guest_process()
+        os.execve(shell, ["-" + os.path.basename(shell)], guest_environment(term))
+
+    return run
+
+
+def copy_window_size(source_fd: int, target_fd: int) -> None:
+    try:
+        size = array.array("h", [0, 0, 0, 0])
+        fcntl.ioctl(source_fd, termios.TIOCGWINSZ, size, True)
+        fcntl.ioctl(target_fd, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def relay(master: int, stdin: int = 0, stdout: int = 1) -> None:
+    """Copy our terminal to the guest's and back until the guest side closes."""
+    is_tty = os.isatty(stdin)
+    saved = termios.tcgetattr(stdin) if is_tty else None
+    if is_tty:
+        tty.setraw(stdin)
+        copy_window_size(stdin, master)
+        signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(stdin, master))
+    try:
+        sources = [master, stdin]
+        while True:
+            readable, _, _ = select.select(sources, [], [])
+            if master in readable:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the shell and everything on its terminal has gone
+                    data = b""
+                if not data:
+                    return
+                os.write(stdout, data)
+            if stdin in readable:
+                data = os.read(stdin, 65536)
+                if not data:
+                    sources.remove(stdin)  # end of our input: let the shell finish
+                    os.write(master, b"\x04")
+                    continue
+                os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        sys.stdout.flush()

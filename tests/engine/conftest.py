@@ -1,0 +1,114 @@
+"""Fixtures for tests that drive the real kernel: a state directory, a cgroup parent and a busybox
+template made once per run, and contexts that are destroyed after each test even when it fails."""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from contexts.engine import cgroups
+from contexts.engine.lifecycle import Lifecycle
+from contexts.engine.state import StateDir
+from contexts.engine.templates import Templates
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def need_root() -> None:
+    """Skip without root, but fail under REQUIRE_ROOT=1 (CI), so these tests never pass by skipping."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("REQUIRE_ROOT") == "1":
+        pytest.fail("this test needs root and REQUIRE_ROOT=1 is set")
+    pytest.skip("needs root: it creates namespaces, cgroups and mounts")
+
+
+@pytest.fixture(scope="session")
+def engine_state(tmp_path_factory):
+    need_root()
+    # Outside pytest's tmp (which may be noexec or too deep for overlay options) and unique per run.
+    root = Path(f"/tmp/contexts-test-{os.getpid()}")
+    parent = f"contexts-test-{os.getpid()}"
+    state = StateDir(root)
+    state.ensure()
+    yield state, parent
+    engine = Lifecycle(state, parent)
+    for name in state.context_names():
+        try:
+            engine.destroy(name, timeout=2)
+        except Exception as exc:  # report, but go on cleaning the rest
+            print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
+    cgroups.detect(parent).remove_parent()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_template(engine_state):
+    state, _ = engine_state
+    Templates(state).build_busybox("busybox")
+    return "busybox"
+
+
+@pytest.fixture
+def engine(engine_state) -> Lifecycle:
+    state, parent = engine_state
+    return Lifecycle(state, parent)
+
+
+@pytest.fixture
+def make_context(engine, busybox_template):
+    """Build (and by default start) a context; every context made is destroyed after the test."""
+    made = []
+
+    def make(start=True, template=None, **options):
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        engine.build(name, template or busybox_template, **options)
+        made.append(name)
+        if start:
+            engine.start(name)
+        return name
+
+    yield make
+    for name in made:
+        if name in engine.state.context_names():
+            engine.destroy(name, timeout=2)
+
+
+@pytest.fixture
+def cli(engine_state):
+    """Run the host CLI as a separate process against the test state directory."""
+    state, parent = engine_state
+
+    def run(*args, check=False, **kwargs):
+        env = os.environ | {"CONTEXTS_STATE_DIR": str(state.root), "CONTEXTS_CGROUP_PARENT": parent}
+        result = subprocess.run(
+            [sys.executable, "-m", "contexts", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **kwargs,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
+
+
+def inside(engine, name, script: str) -> subprocess.CompletedProcess:
+    """Run a shell script inside the context through the CLI, capturing its output."""
+    env = os.environ | {"CONTEXTS_STATE_DIR": str(engine.state.root), "CONTEXTS_CGROUP_PARENT": engine.cgroup_parent}
+    return subprocess.run(
+        [sys.executable, "-m", "contexts", "exec", name, "--", "/bin/sh", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
