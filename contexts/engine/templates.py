@@ -91,7 +91,7 @@ def strip_unusable_file_capabilities(rootfs) -> list[str]:
 
 def directory_size(path) -> int:
     total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _, filenames in os.walk(path):
         for name in filenames:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size
