@@ -122,11 +122,13 @@ class Cgroups(ABC):
             return
         self.kill_all(name)
         for directory in self.directories(name):
-            for _ in range(100):  # a killed process leaves the cgroup a moment after it is reaped
+            for attempt in range(200):  # a killed process leaves the cgroup a moment after it is reaped
                 try:
                     _rmdir(directory)
                     break
-                except OSError:
+                except OSError as exc:
+                    if attempt == 199:
+                        raise EngineError(f"Cannot remove cgroup {directory}: {exc.strerror}.") from exc
                     time.sleep(0.01)
 
     def remove_parent(self) -> None:
@@ -140,7 +142,8 @@ class CgroupsV1(Cgroups):
     def __init__(self, parent: str, hierarchies: dict[str, str]):
         super().__init__(parent)
         self.hierarchies = hierarchies
-        self.roots = list(dict.fromkeys(hierarchies.values()))  # co-mounted controllers once
+        # In V1_CONTROLLERS order, so pids() reads the pids hierarchy; co-mounted controllers once.
+        self.roots = list(dict.fromkeys(hierarchies[c] for c in V1_CONTROLLERS if c in hierarchies))
 
     def directories(self, name: str) -> list[str]:
         return [os.path.join(root, self.parent, name) for root in self.roots]

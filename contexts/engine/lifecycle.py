@@ -179,7 +179,19 @@ class Lifecycle:
         """Halt the context; True if it was running, False if there was nothing to stop."""
         config = self.state.config(name)
         with self.state.locked(name):
-            return self._stop_locked(name, config, timeout)
+            run_id = self.state.run_record(name).get("run_id")
+            stopped = self._stop_locked(name, config, timeout)
+        if stopped:
+            self._wait_for_exit_record(name, run_id)
+        return stopped
+
+    def _wait_for_exit_record(self, name: str, run_id: str, timeout: float = 5.0) -> None:
+        """Give the supervisor (which needed our lock) a moment to record how init ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.state.run_record(name).get("last_exit") or {}).get("run_id") == run_id:
+                return
+            time.sleep(0.01)
 
     def _stop_locked(self, name: str, config: dict, timeout: float) -> bool:
         init = self._running(name)
@@ -235,7 +247,7 @@ class Lifecycle:
             rebooted = status == 128 + signal.SIGHUP and run.get("desired") == "running"
             run |= {
                 "desired": "running" if rebooted else "stopped",
-                "last_exit": {"status": status, "reason": reason, "at": time.time()},
+                "last_exit": {"status": status, "reason": reason, "at": time.time(), "run_id": run_id},
             }
             self.state.write_run_record(name, run)
             if rebooted:

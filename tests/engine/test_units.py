@@ -1,0 +1,114 @@
+"""The engine's pure logic, without root or a kernel to spare."""
+
+import os
+import struct
+
+import pytest
+
+from contexts.engine import capabilities, cgroups, procinfo, safefile, templates
+from contexts.engine.errors import HostUnsupported
+from contexts.engine.lifecycle import describe_exit
+
+V1_MOUNTS = """\
+tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
+cgroup /sys/fs/cgroup/freezer cgroup rw,relatime,freezer 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
+"""
+V2_MOUNTS = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0\n"
+
+
+def test_v1_hierarchies_merge_co_mounted_controllers():
+    cg = cgroups.choose("ctx", V1_MOUNTS)
+    assert isinstance(cg, cgroups.CgroupsV1) and cg.version == 1
+    assert cg.hierarchies["cpu"] == cg.hierarchies["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
+    assert cg.directories("web") == [
+        "/sys/fs/cgroup/pids/ctx/web",
+        "/sys/fs/cgroup/freezer/ctx/web",
+        "/sys/fs/cgroup/memory/ctx/web",
+        "/sys/fs/cgroup/cpu,cpuacct/ctx/web",
+    ]
+    assert cg.procs_files("web")[0] == "/sys/fs/cgroup/pids/ctx/web/cgroup.procs"
+
+
+def test_hybrid_hosts_use_v1_and_unified_hosts_v2():
+    assert cgroups.choose("ctx", V1_MOUNTS).version == 1  # the empty cgroup2 beside v1 owns no controllers
+    v2 = cgroups.choose("ctx", V2_MOUNTS)
+    assert v2.version == 2 and v2.directories("web") == ["/sys/fs/cgroup/ctx/web"]
+
+
+def test_no_cgroups_is_explained():
+    with pytest.raises(HostUnsupported, match="mount cgroup2 on /sys/fs/cgroup"):
+        cgroups.choose("ctx", "proc /proc proc rw 0 0\n")
+
+
+def test_parse_procs():
+    assert cgroups.parse_procs("1\n22\n333\n") == {1, 22, 333}
+    assert cgroups.parse_procs("") == set()
+
+
+def test_parse_stat_copes_with_odd_command_names():
+    text = "42 (a) b (c)) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 1000 50 18446744073709551615"
+    assert procinfo.parse_stat(text) == ("S", 98765)
+    assert procinfo.is_alive(os.getpid())
+    assert not procinfo.is_alive(os.getpid(), starttime=1)  # same pid, another process
+    assert not procinfo.is_alive(2**22 + 1)
+
+
+def test_capabilities_to_drop():
+    dropped = capabilities.to_drop(last=40)
+    kept = {capabilities.CAP_NUMBERS[n] for n in capabilities.GUEST_CAPABILITIES}
+    assert set(dropped) | kept == set(range(41)) and not set(dropped) & kept
+    assert capabilities.CAP_NUMBERS["SYS_ADMIN"] in dropped and capabilities.CAP_NUMBERS["SYS_BOOT"] not in dropped
+
+
+def vfs_caps(permitted: int, effective: bool) -> bytes:
+    magic = 0x02000000 | (1 if effective else 0)
+    return struct.pack("<IIIII", magic, permitted & 0xFFFFFFFF, 0, permitted >> 32, 0)
+
+
+def test_file_capabilities_beyond_the_guests_are_recognised():
+    net_raw = 1 << capabilities.CAP_NUMBERS["NET_RAW"]
+    bind = 1 << capabilities.CAP_NUMBERS["NET_BIND_SERVICE"]
+    assert templates.unusable_file_capabilities(vfs_caps(net_raw, effective=True))
+    assert not templates.unusable_file_capabilities(vfs_caps(net_raw, effective=False))  # runs, just without it
+    assert not templates.unusable_file_capabilities(vfs_caps(bind, effective=True))
+    assert templates.unusable_file_capabilities(vfs_caps(1 << 38, effective=True))  # PERFMON, upper word
+
+
+def test_exit_reasons():
+    assert describe_exit(129) == "rebooted" and describe_exit(130) == "halted" and describe_exit(137) == "killed"
+    assert describe_exit(0) == "init exited with status 0" and describe_exit(143) == "init ended by signal 15"
+
+
+def test_safe_write_replaces_symlinks_instead_of_following_them(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "etc").mkdir(parents=True)
+    outside.write_text("keep")
+    (root / "etc/hostname").symlink_to(outside)
+    safefile.write_file(root, "etc/hostname", "guest\n")
+    assert outside.read_text() == "keep"
+    assert not (root / "etc/hostname").is_symlink() and (root / "etc/hostname").read_text() == "guest\n"
+
+
+def test_safe_write_refuses_symlinked_directories_and_dot_dot(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "etc").symlink_to(tmp_path)
+    with pytest.raises(safefile.UnsafePath, match="'etc' is a symlink"):
+        safefile.write_file(root, "etc/passwd", "x")
+    assert not (tmp_path / "passwd").exists()
+    for bad in ("../x", "a/../../x", "", "."):
+        with pytest.raises(safefile.UnsafePath):
+            safefile.write_file(root, bad, "x")
+    assert safefile.read_file(root, "etc/anything") is None
+
+
+def test_safe_write_creates_directories_and_sets_mode(tmp_path):
+    safefile.write_file(tmp_path, "root/.ssh/authorized_keys", "ssh-ed25519 AAA", mode=0o600)
+    path = tmp_path / "root/.ssh/authorized_keys"
+    assert path.read_text() == "ssh-ed25519 AAA" and (path.stat().st_mode & 0o777) == 0o600
+    assert safefile.read_file(tmp_path, "root/.ssh/authorized_keys") == b"ssh-ed25519 AAA"
+    assert [p.name for p in (tmp_path / "root/.ssh").iterdir()] == ["authorized_keys"]  # no temporary left
