@@ -88,6 +88,11 @@ def pivot_root(new_root, put_old) -> None:
     _check(_libc.syscall(SYS_pivot_root, _bytes(new_root), _bytes(put_old)), "pivot_root", new_root, put_old)
 
 
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname", name)
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl", option, arg2)
 

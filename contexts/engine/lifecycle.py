@@ -5,6 +5,7 @@ the context's own supervisor never act on it at the same time.
 """
 
 import ipaddress
+import marshal
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import cgroups, namespaces, procinfo, terminal
+from . import cgroups, guestproc, namespaces, procinfo, terminal
 from .errors import ContextExists, ContextNotFound, EngineError, InvalidSpec, InvalidState, StartFailed
 from .spec import check_hostname, check_name
 from .state import StateDir, read_json, write_json
@@ -26,7 +27,7 @@ START_TIMEOUT = 30.0
 # The supervisor: a shell waiting on `unshare`, which waits on the guest's init. Constant text; the
 # values arrive as positional parameters, never spliced into it.
 SUPERVISOR = (
-    'unshare --pid --fork -- "$1" -s -E -m contexts.engine.guestinit "$2" "$3" "$4"\n'
+    'unshare --pid --fork -- "$1" -S -s -E -m contexts.engine.guestinit "$2" "$3" "$4"\n'
     'exec "$1" -s -E -m contexts.engine.guestinit --exited "$?" "$2" "$3" "$4"\n'
 )
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])  # where the `contexts` package lives
@@ -39,6 +40,12 @@ HALT = {
     "signal": signal.SIGTERM,
 }
 EXIT_REASONS = {128 + signal.SIGHUP: "rebooted", 128 + signal.SIGINT: "halted", 128 + signal.SIGKILL: "killed"}
+
+
+def hosts_file(hostname: str) -> str:
+    short = hostname.split(".")[0]
+    names = hostname if short == hostname else f"{hostname} {short}"
+    return f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 def describe_exit(status: int) -> str:
@@ -135,6 +142,21 @@ class Lifecycle:
         cg.remove(name)  # anything left from a crashed run goes first
         cg.create(name)
         run_id = uuid.uuid4().hex
+        # Everything the guest's first process needs, so it can start without reading JSON or state.
+        boot = {
+            "run_id": run_id,
+            "lower": str(self.state.template_rootfs(config["template"])),
+            "upper": str(directory / "upper"),
+            "work": str(directory / "work"),
+            "target": str(directory / "rootfs"),
+            "hostname": config["hostname"],
+            "files": {"etc/hostname": config["hostname"] + "\n", "etc/hosts": hosts_file(config["hostname"])},
+            "init": config["init"],
+            "environment": guestproc.guest_environment("linux"),
+            "procs_files": cg.procs_files(name),
+        }
+        with open(directory / "boot", "wb") as f:
+            marshal.dump(boot, f)
         run = self.state.run_record(name) | {"run_id": run_id, "desired": "running", "started_at": time.time()}
         self.state.write_run_record(name, run)
         (directory / "init.json").unlink(missing_ok=True)
@@ -167,11 +189,10 @@ class Lifecycle:
             if init.get("run_id") == run_id and init.get("state") == "failed":
                 cg.remove(name)
                 raise StartFailed(f"Context {name} did not start: {init.get('error')}")
-            time.sleep(0.005)
+            time.sleep(0.001)
         cg.remove(name)
-        raise StartFailed(
-            f"Context {name} did not start within {START_TIMEOUT:.0f} s; see {directory / 'console.log'}."
-        )
+        log = directory / "console.log"
+        raise StartFailed(f"Context {name} did not start within {START_TIMEOUT:.0f} s; see {log}.")
 
     # stop / restart
 
@@ -310,8 +331,8 @@ class Lifecycle:
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-            namespaces.become_guest_process()
-            os.execvpe(argv[0], argv, namespaces.guest_environment(term))
+            guestproc.become_guest_process()
+            os.execvpe(argv[0], argv, guestproc.guest_environment(term))
 
         return namespaces.spawn_inside(pid, self._cgroups(config).procs_files(name), run)
 

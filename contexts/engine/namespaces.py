@@ -1,66 +1,13 @@
 """Entering a running context: join its namespaces, then its cgroup, with the guest's capabilities."""
 
-import fcntl
 import os
 import signal
-import socket
-import struct
 import sys
 
-from . import capabilities, libc
+from . import libc
 
-GUEST_NAMESPACES = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWNET | libc.CLONE_NEWCGROUP
 # The mount namespace comes last: after it the host's /proc and cgroup files are out of sight.
 JOIN_ORDER = ("cgroup", "ipc", "uts", "net", "pid", "mnt")
-GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
-
-
-def bring_up_loopback() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sh", b"lo", 0)
-        flags = struct.unpack("16sh", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
-
-
-def allow_unprivileged_ping() -> None:
-    """ICMP echo sockets for every group in this network namespace, so ping needs no NET_RAW."""
-    with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
-        f.write("0 2147483647")
-
-
-def reset_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; exec keeps ignored signals ignored, so restore defaults."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-
-def guest_environment(term: str | None = None) -> dict[str, str]:
-    env = {"PATH": GUEST_PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/sh"}
-    if term:
-        env["TERM"] = term
-    return env
-
-
-def become_guest_process(keep_fds=(0, 1, 2)) -> None:
-    """Last steps before exec in a guest: guest capabilities, no host groups or descriptors."""
-    os.setgroups([])
-    capabilities.drop_for_guest()
-    reset_signals()
-    for fd in _open_fds():
-        if fd not in keep_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _open_fds() -> list[int]:
-    return [int(fd) for fd in os.listdir("/proc/self/fd")]
 
 
 def fork_inside(init_pid: int, procs_files: list[str], run) -> int:

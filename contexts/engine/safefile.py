@@ -6,9 +6,7 @@ are replaced by rename, which replaces a planted symlink instead of writing thro
 """
 
 import os
-import secrets
 import stat
-from pathlib import PurePosixPath
 
 from .errors import EngineError
 
@@ -21,7 +19,7 @@ _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _parts(relpath: str) -> tuple[str, ...]:
-    parts = PurePosixPath(relpath.lstrip("/")).parts
+    parts = tuple(p for p in relpath.split("/") if p)
     if not parts or any(p in ("..", ".") for p in parts):
         raise UnsafePath(f"Refusing guest path {relpath!r}.")
     return parts
@@ -56,7 +54,7 @@ def write_file(root, relpath: str, data: bytes | str, mode: int = 0o644, uid: in
     if isinstance(data, str):
         data = data.encode()
     dir_fd = _open_dir(root, parts[:-1], create=True)
-    tmp = f".{parts[-1]}.{secrets.token_hex(6)}"
+    tmp = f".{parts[-1]}.{os.urandom(6).hex()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         try:

@@ -15,7 +15,7 @@ import termios
 import tty
 
 from . import safefile
-from .namespaces import become_guest_process, guest_environment
+from .guestproc import become_guest_process, guest_environment
 
 
 def login_shell() -> str:

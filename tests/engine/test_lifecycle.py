@@ -132,7 +132,7 @@ def test_bad_input_is_refused(engine, busybox_template):
         engine.build("../escape", busybox_template)
     with pytest.raises(InvalidSpec, match="Invalid context name"):
         engine.build("UPPER", busybox_template)
-    with pytest.raises(TemplateNotFound, match="No template named 'nope' \\(templates here: busybox"):
+    with pytest.raises(TemplateNotFound, match="No template named 'nope' \\(templates here: .*busybox"):
         engine.build("t-ok", "nope")
     with pytest.raises(ContextNotFound):
         engine.start("t-missing")
