@@ -15,14 +15,14 @@ from panel import audit
 
 from . import lifecycle, tasks
 from .choices import AddressFamily, HostState, OperationKind, OperationStatus
+from .engine.spec import CONTEXT_ID_RANGE
 from .exceptions import InvalidRequest, NoCapacity, NotPermitted, OperationInProgress, PoolExhausted
 from .models import Host, IPAddress, IPPool, Operation, VirtualServer
 from .placement import Need, Room, choose_host, explain_no_room, first_free_id
 from .specs import operation_spec
 from .validators import normalise_hostname
 
-CONTEXT_ID_MIN = 1000
-CONTEXT_ID_MAX = 65535
+CONTEXT_ID_MIN, CONTEXT_ID_MAX = CONTEXT_ID_RANGE
 
 
 # Placement and allocation. Callers hold the transaction; locks are taken host first, then

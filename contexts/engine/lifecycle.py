@@ -18,10 +18,9 @@ from pathlib import Path
 
 from . import cgroups, guestproc, namespaces, procinfo, terminal
 from .errors import ContextExists, ContextNotFound, EngineError, InvalidSpec, InvalidState, StartFailed
-from .spec import check_hostname, check_name
+from .spec import CONTEXT_ID_RANGE, check_hostname, check_name
 from .state import StateDir, read_json, write_json
 
-CONTEXT_ID_RANGE = (2, 49151)  # Linux-VServer's static context ids
 DEFAULT_CGROUP_PARENT = "contexts"
 START_TIMEOUT = 30.0
 # The supervisor: a shell waiting on `unshare`, which waits on the guest's init. Constant text; the

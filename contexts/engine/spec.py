@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from .errors import InvalidSpec
 
 SPEC_VERSION = 1
+CONTEXT_ID_RANGE = (2, 49151)  # Linux-VServer's static context ids
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -89,8 +90,9 @@ class ContextSpec:
         check_name(self.name)
         check_name(self.template, "template name")
         check_hostname(self.hostname)
-        if not isinstance(self.context_id, int) or not 1 <= self.context_id <= 65535:
-            raise InvalidSpec(f"Context id must be between 1 and 65535, not {self.context_id!r}.")
+        low, high = CONTEXT_ID_RANGE
+        if not isinstance(self.context_id, int) or not low <= self.context_id <= high:
+            raise InvalidSpec(f"Context id must be between {low} and {high}, not {self.context_id!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"addresses": [asdict(a) for a in self.addresses]}
