@@ -28,7 +28,7 @@ def need_root() -> None:
 
 
 @pytest.fixture(scope="session")
-def engine_state(tmp_path_factory):
+def engine_state():
     need_root()
     # Outside pytest's tmp (which may be noexec or too deep for overlay options) and unique per run.
     root = Path(f"/tmp/contexts-test-{os.getpid()}")
