@@ -51,8 +51,11 @@ class StateDir:
         self.contexts = self.root / "contexts"
 
     def ensure(self) -> None:
+        # Guests' private layers hold files their root made, setuid ones included: no host user but
+        # root may reach them, so the state directory is closed even if it existed before.
         for d in (self.root, self.templates, self.contexts):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
 
     # Templates
 

@@ -200,3 +200,11 @@ def test_status_and_list_json(cli, make_context):
     assert status["hostname"] == "json.example.com" and status["addresses"] == ["192.0.2.10/24"]
     listed = json.loads(cli("list", "--json", check=True).stdout)
     assert name in [s["name"] for s in listed]
+
+
+def test_state_directory_is_closed_to_other_host_users(engine, make_context):
+    name = make_context(start=False)
+    engine.state.ensure()
+    for directory in (engine.state.root, engine.state.contexts, engine.state.templates):
+        assert directory.stat().st_mode & 0o777 == 0o700
+    assert engine.state.context_dir(name).parent == engine.state.contexts
