@@ -12,7 +12,9 @@ import signal
 import sys
 
 from .engine import check as host_check
-from .engine.errors import EngineError
+from .engine import disk as diskimage
+from .engine import unify as unification
+from .engine.errors import EngineError, InvalidSpec
 from .engine.lifecycle import Lifecycle
 from .engine.state import StateDir, state_dir_from
 from .engine.templates import Templates
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--include", default="", help="extra packages for --debootstrap, comma-separated")
     p = tsub.add_parser("list", help="the templates on this host")
     p.add_argument("--json", action="store_true")
+    p = tsub.add_parser("remove", help="delete a template (contexts built from it keep working)")
+    p.add_argument("name")
 
     p = sub.add_parser("build", help="create a context from a template")
     p.add_argument("name")
@@ -50,6 +54,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help='the program to run as PID 1, e.g. "/bin/sleep 1000" (default /sbin/init)')
     p.add_argument("--address", action="append", default=[], metavar="CIDR")
     p.add_argument("--context-id", type=int, help="default: the lowest free id in 2..49151")
+    p.add_argument("--disk", help="limit of the guest's private files, e.g. 10G (default: no limit)")
+    p.add_argument("--inodes", type=int, help="number of files the guest may have (with --disk)")
+
+    p = sub.add_parser("limits", help="change a context's limits while it runs")
+    p.add_argument("name")
+    p.add_argument("--disk", help="new disk limit, e.g. 20G (lowering needs the context stopped)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("unify", help="share identical files among templates and stopped contexts")
+    p.add_argument("names", nargs="*", metavar="NAME", help="default: every context")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also leave PATH alone (repeatable), in addition to the defaults",
+    )
+    p.add_argument(
+        "--no-default-excludes", action="store_true", help="do not leave /etc, /var, /home, /root, /tmp, ... alone"
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("df", help="disk shared and private per context, and the saving")
+    p.add_argument("--json", action="store_true")
 
     for name, text in (("start", "start a context"), ("restart", "stop, then start"), ("destroy", "stop and remove")):
         p = sub.add_parser(name, help=text)
@@ -92,6 +120,20 @@ def _print_status(status: dict) -> None:
         print(f"{key + ':':12} {value}")
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:10.1f} MiB"
+
+
+def _print_df(report: dict) -> None:
+    print(f"{'CONTEXT':24} {'SHARED':>14} {'PRIVATE':>14}")
+    for row in report["contexts"]:
+        print(f"{row['name']:24} {_mib(row['shared_bytes'])} {_mib(row['private_bytes'])}")
+    print(
+        f"templates {_mib(report['templates_bytes'])}; without sharing {_mib(report['apparent_bytes'])}, "
+        f"on disk {_mib(report['actual_bytes'])}: saved {_mib(report['saved_bytes'])} ({report['saved_percent']}%)"
+    )
+
+
 def _emit(data, as_json: bool, text) -> None:
     if as_json:
         json.dump(data, sys.stdout, indent=2, sort_keys=True)
@@ -124,6 +166,10 @@ def run(args) -> int:
                 ),
             )
             return 0
+        if args.template_command == "remove":
+            templates.remove(args.name)
+            print(f"Template {args.name} removed.")
+            return 0
         if args.template_command == "import":
             record = templates.import_(args.name, args.source)
         elif args.busybox:
@@ -136,7 +182,12 @@ def run(args) -> int:
 
     if args.command == "build":
         init = shlex.split(args.init) if args.init else None
-        config = engine.build(args.name, args.template, args.hostname, init, args.address, args.context_id)
+        disk = diskimage.parse_size(args.disk) if args.disk else None
+        if args.inodes and not disk:
+            raise InvalidSpec("--inodes needs --disk: the file count is limited in the guest's own file system.")
+        config = engine.build(
+            args.name, args.template, args.hostname, init, args.address, args.context_id, disk, args.inodes
+        )
         print(
             f"Context {config['name']} built (context id {config['context_id']}); start it with: start {config['name']}"
         )
@@ -171,6 +222,30 @@ def run(args) -> int:
                 or print("No contexts.")
             ),
         )
+        return 0
+    if args.command == "limits":
+        if args.disk is None:
+            raise InvalidSpec("Give a limit to change, e.g. --disk 20G.")
+        status = engine.set_disk_limit(args.name, diskimage.parse_size(args.disk))
+        _emit(status, args.json, _print_status)
+        return 0
+    if args.command == "unify":
+        excludes = (() if args.no_default_excludes else unification.DEFAULT_EXCLUDES) + tuple(
+            e.strip("/") for e in args.exclude
+        )
+        report = engine.unify(args.names, excludes)
+        _emit(
+            report,
+            args.json,
+            lambda r: print(
+                f"Linked {r['files_linked']} files ({r['moved_from_private']} moved out of private layers), "
+                f"reclaimed {r['bytes_reclaimed'] / 2**20:.1f} MiB."
+                + (f" Skipped running: {', '.join(r['skipped_running'])}." if r["skipped_running"] else "")
+            ),
+        )
+        return 0
+    if args.command == "df":
+        _emit(engine.disk_report(), args.json, _print_df)
         return 0
     if args.command == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv

@@ -4,6 +4,7 @@ Composes the other modules. Every change to one context holds its lock, so the C
 the context's own supervisor never act on it at the same time.
 """
 
+import contextlib
 import ipaddress
 import marshal
 import os
@@ -16,7 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from . import cgroups, guestproc, namespaces, procinfo, terminal
+from . import cgroups, clone, diskusage, guestproc, namespaces, procinfo, terminal
+from . import disk as diskimage
+from . import unify as unification
 from .errors import ContextExists, ContextNotFound, EngineError, InvalidSpec, InvalidState, StartFailed
 from .spec import CONTEXT_ID_RANGE, check_hostname, check_name
 from .state import StateDir, read_json, write_json
@@ -47,6 +50,13 @@ def hosts_file(hostname: str) -> str:
     return f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
+def limits_of(config: dict) -> dict | None:
+    limits = dict(config.get("limits") or {})
+    if config.get("disk_bytes"):
+        limits["disk_bytes"] = config["disk_bytes"]
+    return limits or None
+
+
 def describe_exit(status: int) -> str:
     return EXIT_REASONS.get(status) or (
         f"init exited with status {status}" if status < 128 else f"init ended by signal {status - 128}"
@@ -71,7 +81,11 @@ class Lifecycle:
         init: list[str] | None = None,
         addresses=(),
         context_id: int | None = None,
+        disk: int | None = None,
+        inodes: int | None = None,
     ) -> dict:
+        """Create a context: a hard-link clone of the template as its read-only lower layer, an empty
+        private layer (in an image of `disk` bytes when given), and its configuration."""
         check_name(name)
         hostname = check_hostname(hostname or name)
         record = self.state.template_record(template)  # raises TemplateNotFound with the list
@@ -100,8 +114,10 @@ class Lifecycle:
                 raise ContextExists(f"Context id {context_id} is taken on this host.")
             staging = self.state.contexts / f".{name}.building"
             shutil.rmtree(staging, ignore_errors=True)
-            for sub in ("upper", "work", "rootfs"):
-                (staging / sub).mkdir(parents=True, mode=0o755)
+            staging.mkdir(mode=0o700)
+            clone.clone_tree(self.state.template_rootfs(template), staging / "lower")
+            for sub in ("rootfs",) if disk else ("upper", "work", "rootfs"):
+                (staging / sub).mkdir(mode=0o755)
             config = {
                 "name": name,
                 "context_id": context_id,
@@ -112,18 +128,35 @@ class Lifecycle:
                 "addresses": list(addresses),
                 "cgroup_parent": self.cgroup_parent,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "template_version": record.get("version"),
+                "template_checksum": record.get("checksum"),
+                "disk_bytes": disk,
+                "inodes": inodes,
             }
             write_json(staging / "config.json", config)
             os.rename(staging, directory)
+            if disk:
+                try:
+                    diskimage.create(directory, disk, inodes)
+                except BaseException:
+                    diskimage.unmount(directory)
+                    shutil.rmtree(directory)
+                    raise
         return config
 
     def destroy(self, name: str, timeout: float = 30.0) -> None:
         config = self.state.config(name)
+        directory = self.state.context_dir(name)
+        doomed = self.state.contexts / f".{name}.destroyed-{uuid.uuid4().hex[:8]}"
         with self.state.locked(name):
             self._stop_locked(name, config, timeout)
             self._cgroups(config).remove(name)
-            # rmtree never follows symlinks the guest left in its layer.
-            shutil.rmtree(self.state.context_dir(name))
+            if config.get("disk_bytes"):
+                diskimage.unmount(directory)
+            # Out of sight in one step, so the exiting supervisor or another CLI finds nothing half-removed.
+            os.rename(directory, doomed)
+        # rmtree never follows symlinks the guest left in its layer.
+        shutil.rmtree(doomed)
 
     # start
 
@@ -135,8 +168,11 @@ class Lifecycle:
             return self._start_locked(name, config)
 
     def _start_locked(self, name: str, config: dict) -> dict:
-        self.state.template_record(config["template"])
         directory = self.state.context_dir(name)
+        limited = bool(config.get("disk_bytes"))
+        if limited:
+            diskimage.ensure_mounted(directory)  # gone after a host reboot
+        upper, work = diskimage.layers(directory, limited)
         cg = self._cgroups(config)
         cg.remove(name)  # anything left from a crashed run goes first
         cg.create(name)
@@ -144,9 +180,9 @@ class Lifecycle:
         # Everything the guest's first process needs, so it can start without reading JSON or state.
         boot = {
             "run_id": run_id,
-            "lower": str(self.state.template_rootfs(config["template"])),
-            "upper": str(directory / "upper"),
-            "work": str(directory / "work"),
+            "lower": str(directory / "lower"),
+            "upper": upper,
+            "work": work,
             "target": str(directory / "rootfs"),
             "hostname": config["hostname"],
             "files": {"etc/hostname": config["hostname"] + "\n", "etc/hosts": hosts_file(config["hostname"])},
@@ -253,14 +289,15 @@ class Lifecycle:
 
     def after_exit(self, name: str, run_id: str, status: int) -> None:
         """Called by the supervisor once init has ended: record why, clean up, restart after a reboot."""
-        try:
-            config = self.state.config(name)
-        except ContextNotFound:
-            return  # destroyed meanwhile
-        with self.state.locked(name):
+        with contextlib.ExitStack() as stack:
+            try:
+                config = self.state.config(name)
+                stack.enter_context(self.state.locked(name))
+            except (ContextNotFound, FileNotFoundError):
+                return  # destroyed meanwhile
             run = self.state.run_record(name)
             if run.get("run_id") != run_id:
-                return  # a newer run took over
+                return  # a newer run took over, or the context was destroyed while we waited
             init = read_json(self.state.context_dir(name) / "init.json") or {}
             reason = init.get("error") if init.get("state") == "failed" else describe_exit(status)
             self._cgroups(config).remove(name)
@@ -302,7 +339,7 @@ class Lifecycle:
             "template": config["template"],
             "init": config["init"],
             "addresses": config["addresses"],
-            "limits": config.get("limits"),
+            "limits": limits_of(config),
             "last_exit": run.get("last_exit"),
         }
 
@@ -354,3 +391,59 @@ class Lifecycle:
         finally:
             os.close(fds[0])
         return namespaces.wait_status(child)
+
+    def set_disk_limit(self, name: str, size: int) -> dict:
+        """Change the guest's disk limit: raising works live, lowering needs it stopped."""
+        config = self.state.config(name)
+        with self.state.locked(name):
+            if not config.get("disk_bytes"):
+                raise InvalidState(
+                    f"Context {name} was built without a disk limit; its files live on the host's file system. "
+                    "Build it with --disk to limit it."
+                )
+            diskimage.resize(self.state.context_dir(name), size, running=self._running(name) is not None)
+            config["disk_bytes"] = size
+            write_json(self.state.context_dir(name) / "config.json", config)
+        return self.status(name)
+
+    # disk sharing
+
+    def layer_dirs(self, name: str) -> tuple[str, str, str]:
+        """(lower, upper, work) of a context."""
+        config = self.state.config(name)
+        directory = self.state.context_dir(name)
+        limited = bool(config.get("disk_bytes"))
+        if limited:
+            diskimage.ensure_mounted(directory)
+        return (str(directory / "lower"), *diskimage.layers(directory, limited))
+
+    def unify(self, names: list[str] | None = None, excludes=unification.DEFAULT_EXCLUDES) -> dict:
+        """Share identical files among templates and the named (default: all) stopped contexts."""
+        names = sorted(set(names or self.state.context_names()))  # one lock order for everyone
+        trees = [str(self.state.template_rootfs(t)) for t in self.state.template_names()]
+        private, report_running = [], []
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                self.state.config(name)  # ContextNotFound for a wrong name
+                stack.enter_context(self.state.locked(name))  # nobody starts it meanwhile
+                if self._running(name):
+                    report_running.append(name)
+                    continue
+                lower, upper, _ = self.layer_dirs(name)
+                trees.append(lower)
+                private.append((upper, lower))
+            result = unification.unify(trees, private, excludes)
+            result.skipped_running = report_running
+            for name in names:
+                if name not in report_running and self.state.config(name).get("disk_bytes"):
+                    # Space freed inside the image goes back to the host's file system.
+                    subprocess.run(["fstrim", str(self.state.context_dir(name) / diskimage.MOUNT)], capture_output=True)
+        return result.as_dict()
+
+    def disk_report(self) -> dict:
+        templates = {t: [str(self.state.template_rootfs(t))] for t in self.state.template_names()}
+        contexts = {}
+        for name in self.state.context_names():
+            lower, upper, _ = self.layer_dirs(name)
+            contexts[name] = [lower, upper]
+        return diskusage.report(templates, contexts)

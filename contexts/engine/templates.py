@@ -4,9 +4,11 @@ A template is published by building it in a staging directory and renaming it in
 half-built template is never seen, and it is never changed afterwards.
 """
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import tarfile
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from . import safefile
 from .capabilities import CAP_NUMBERS, GUEST_CAPABILITIES
+from .clone import InvalidTemplate, forbidden_devices
 from .errors import EngineError, HostUnsupported, TemplateExists
 from .spec import check_name
 from .state import StateDir, write_json
@@ -89,6 +92,40 @@ def strip_unusable_file_capabilities(rootfs) -> list[str]:
     return sorted(changed)
 
 
+def detect_version(rootfs) -> str:
+    """What the tree says it is: os-release's PRETTY_NAME, Debian's version file, or BusyBox's."""
+    os_release = safefile.read_file(rootfs, "etc/os-release") or safefile.read_file(rootfs, "usr/lib/os-release")
+    if os_release:
+        for line in os_release.decode(errors="replace").splitlines():
+            if line.startswith("PRETTY_NAME="):
+                version = line.split("=", 1)[1].strip().strip('"')
+                debian = safefile.read_file(rootfs, "etc/debian_version")
+                return f"{version} ({debian.decode().strip()})" if debian else version
+    busybox = safefile.read_file(rootfs, "etc/busybox-version")
+    return busybox.decode().strip() if busybox else "unknown"
+
+
+def tree_checksum(rootfs) -> str:
+    """sha256 over every entry's path, type, mode, owner and content (or link target), in order:
+    equal checksums mean equal trees, whatever the times."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(rootfs):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, rootfs)
+            digest.update(f"{rel}\0{st.st_mode:o}\0{st.st_uid}\0{st.st_gid}\0".encode())
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    digest.update(hashlib.file_digest(f, "sha256").digest())
+            elif stat.S_ISLNK(st.st_mode):
+                digest.update(os.fsencode(os.readlink(path)))
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                digest.update(f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}".encode())
+    return "sha256:" + digest.hexdigest()
+
+
 def directory_size(path) -> int:
     total = 0
     for dirpath, _, filenames in os.walk(path):
@@ -121,6 +158,13 @@ class Templates:
         try:
             fill(staging / "rootfs")
             os.chmod(staging / "rootfs", 0o755)
+            devices = forbidden_devices(staging / "rootfs")
+            if devices:
+                raise InvalidTemplate(
+                    f"Refusing a template with host device nodes: {', '.join(devices[:5])}"
+                    + (f" and {len(devices) - 5} more" if len(devices) > 5 else "")
+                    + ". Remove them from the source; contexts get their own /dev."
+                )
             stripped = strip_unusable_file_capabilities(staging / "rootfs")
             record = {
                 "name": name,
@@ -129,6 +173,8 @@ class Templates:
                 "init_style": detect_init_style(staging / "rootfs"),
                 "size_bytes": directory_size(staging / "rootfs"),
                 "stripped_file_capabilities": stripped,
+                "version": detect_version(staging / "rootfs"),
+                "checksum": tree_checksum(staging / "rootfs"),
             }
             write_json(staging / "template.json", record)
             os.rename(staging, final)
@@ -136,6 +182,13 @@ class Templates:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return record
+
+    def remove(self, name: str) -> None:
+        """Delete a template. Contexts built from it keep their own hard-link clone and go on working."""
+        record = self.state.template_record(name)
+        doomed = self.state.templates / f".{record['name']}.removing-{os.getpid()}"
+        os.rename(self.state.template_dir(name), doomed)  # gone from listings at once
+        shutil.rmtree(doomed)
 
     # import NAME SOURCE
 
@@ -255,6 +308,8 @@ def _fill_busybox(rootfs: Path) -> None:
             0o644,
         ),
     }
+    banner = subprocess.run([BUSYBOX], capture_output=True, text=True).stdout.splitlines()[0]
+    files["etc/busybox-version"] = (banner + "\n", 0o644)
     for path, (text, mode) in files.items():
         safefile.write_file(rootfs, path, text, mode=mode)
 

@@ -1,0 +1,156 @@
+"""Per-guest disk limits: the guest's private layer lives in an ext4 image of its own, loop-mounted
+on the host, so the kernel itself answers ENOSPC at the limit and nothing else on the host fills up.
+
+The image is mounted while the context exists (built, running or stopped) at DIR/private, and holds
+`upper/` and `work/` for the overlay. Growing works live (resize2fs on the mounted file system);
+shrinking needs the guest stopped and never goes below what it already uses.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+from .errors import EngineError, InvalidSpec, InvalidState
+
+IMAGE = "private.img"
+MOUNT = "private"
+_SIZE = re.compile(r"^(\d+)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+MIN_BYTES = 16 * 2**20
+
+
+def parse_size(text) -> int:
+    """Bytes from '64M', '10G', '512MiB' or a plain number of bytes."""
+    match = _SIZE.match(str(text).strip())
+    if not match:
+        raise InvalidSpec(f"Invalid size {text!r}: write it like 512M or 10G.")
+    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    if size < MIN_BYTES:
+        raise InvalidSpec(f"A disk limit below {MIN_BYTES // 2**20} MiB leaves no room for a guest.")
+    return size
+
+
+def _run(*command: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise EngineError(f"{command[0]} failed: {(result.stderr or result.stdout).strip()[-300:]}")
+    return result.stdout
+
+
+def _mounted_source(mountpoint: str) -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mountpoint:
+                return fields[fields.index("-") + 2]
+    return None
+
+
+def layers(directory, limited: bool) -> tuple[str, str]:
+    """(upper, work) of a context: inside its image when it has a disk limit."""
+    base = os.path.join(directory, MOUNT) if limited else str(directory)
+    return os.path.join(base, "upper"), os.path.join(base, "work")
+
+
+def create(directory, size: int, inodes: int | None = None) -> None:
+    """Make the image (sparse) with its file system, mount it and create the overlay's directories."""
+    if not shutil.which("mkfs.ext4"):
+        raise EngineError("mkfs.ext4 is missing: apt-get install e2fsprogs")
+    image = os.path.join(directory, IMAGE)
+    with open(image, "wb") as f:
+        f.truncate(size)
+    # No reserved blocks (the guest owns the whole limit); inode count from the plan when given.
+    files = ["-N", str(inodes)] if inodes else ["-i", "16384"]
+    _run("mkfs.ext4", "-q", "-F", "-m", "0", "-L", "context", *files, image)
+    _fit(directory, size, running=False)
+    for sub in ("upper", "work"):
+        os.makedirs(os.path.join(directory, MOUNT, sub), mode=0o755, exist_ok=True)
+
+
+def ensure_mounted(directory) -> None:
+    mountpoint = os.path.join(directory, MOUNT)
+    if _mounted_source(mountpoint):
+        return
+    os.makedirs(mountpoint, mode=0o700, exist_ok=True)
+    _run("mount", "-o", "loop,nodev", "-t", "ext4", os.path.join(directory, IMAGE), mountpoint)
+
+
+def unmount(directory) -> None:
+    mountpoint = os.path.join(directory, MOUNT)
+    if _mounted_source(mountpoint):
+        # A running guest's overlay keeps the file system alive; the loop device is released
+        # (autoclear) once that goes too.
+        _run("umount", mountpoint)
+
+
+def usage(directory) -> tuple[int, int]:
+    """(bytes used, bytes in all) of the guest's private file system."""
+    ensure_mounted(directory)
+    st = os.statvfs(os.path.join(directory, MOUNT))
+    return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+def capacity(directory) -> int:
+    """What the guest can store in all: the file system's size less its own metadata."""
+    st = os.statvfs(os.path.join(directory, MOUNT))
+    return st.f_blocks * st.f_frsize
+
+
+def _resize_offline(directory, image_size: int) -> None:
+    image = os.path.join(directory, IMAGE)
+    unmount(directory)
+    check = subprocess.run(["e2fsck", "-f", "-p", image], capture_output=True, text=True)
+    if check.returncode > 1:  # 1 means it fixed something and all is well
+        raise EngineError(f"e2fsck found errors in {image}: {check.stdout.strip()[-300:]}")
+    if image_size > os.path.getsize(image):
+        with open(image, "r+b") as f:
+            f.truncate(image_size)
+    _run("resize2fs", image, f"{image_size // 1024}K")
+    with open(image, "r+b") as f:
+        f.truncate(image_size)
+    ensure_mounted(directory)
+
+
+def _resize_online(directory, image_size: int) -> None:
+    with open(os.path.join(directory, IMAGE), "r+b") as f:
+        f.truncate(image_size)
+    source = _mounted_source(os.path.join(directory, MOUNT))
+    _run("losetup", "--set-capacity", source)
+    result = subprocess.run(["resize2fs", source], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise InvalidState(
+            "The kernel refused to grow the mounted file system"
+            + (" (this host's root lacks CAP_SYS_RESOURCE)" if "Permission denied" in result.stderr else "")
+            + ": stop the context and set the limit again, which resizes it offline."
+        )
+
+
+def _fit(directory, size: int, running: bool) -> None:
+    """Resize the image so the guest can store `size` bytes: the limit is what the guest gets, the
+    journal and inode tables come on top."""
+    ensure_mounted(directory)
+    for _ in range(4):
+        missing = size - capacity(directory)
+        if 0 <= -missing < 2**20 + 2**20 // 2 or (missing <= 0 and running):
+            return
+        image_size = os.path.getsize(os.path.join(directory, IMAGE)) + missing + 2**20
+        (_resize_online if running else _resize_offline)(directory, image_size)
+    if capacity(directory) < size:
+        raise EngineError(f"Could not give {directory} a capacity of {size} bytes.")
+
+
+def resize(directory, size: int, running: bool) -> None:
+    ensure_mounted(directory)
+    current = capacity(directory)
+    if abs(size - current) < 2**20:
+        return
+    if size > current:
+        _fit(directory, size, running)
+        return
+    if running:
+        raise InvalidState("Lowering a disk limit needs the context stopped; raising works while it runs.")
+    used, _ = usage(directory)
+    if size < used * 1.05 + MIN_BYTES // 4:
+        raise InvalidSpec(f"The guest uses {used // 2**20} MiB: a limit of {size // 2**20} MiB would not hold it.")
+    _fit(directory, size, running=False)
