@@ -11,6 +11,10 @@ def _kernel_filesystems() -> set[str]:
         return {line.split()[-1] for line in f if line.strip()}
 
 
+def has_overlayfs() -> bool:
+    return "overlay" in _kernel_filesystems()
+
+
 def run() -> dict:
     checks = []
 

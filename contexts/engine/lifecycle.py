@@ -18,9 +18,18 @@ import uuid
 from pathlib import Path
 
 from . import cgroups, clone, diskusage, guestproc, namespaces, procinfo, terminal
+from . import check as host_check
 from . import disk as diskimage
 from . import unify as unification
-from .errors import ContextExists, ContextNotFound, EngineError, InvalidSpec, InvalidState, StartFailed
+from .errors import (
+    ContextExists,
+    ContextNotFound,
+    EngineError,
+    HostUnsupported,
+    InvalidSpec,
+    InvalidState,
+    StartFailed,
+)
 from .spec import CONTEXT_ID_RANGE, check_hostname, check_name
 from .state import StateDir, read_json, write_json
 
@@ -87,6 +96,11 @@ class Lifecycle:
         """Create a context: a hard-link clone of the template as its read-only lower layer, an empty
         private layer (in an image of `disk` bytes when given), and its configuration."""
         check_name(name)
+        if not host_check.has_overlayfs():
+            raise HostUnsupported(
+                "This kernel has no overlayfs, so guests cannot get a private copy-on-write layer over the shared "
+                "template: modprobe overlay, or use a kernel built with CONFIG_OVERLAY_FS."
+            )
         hostname = check_hostname(hostname or name)
         record = self.state.template_record(template)  # raises TemplateNotFound with the list
         for cidr in addresses:

@@ -6,9 +6,10 @@ guest's lower tree, where overlayfs shows it the same way, and is then shared. W
 guest still land in its private layer (copy-up), so sharing never lets one guest's write reach
 another. Running guests are left alone: overlayfs forbids changing the layers under a mount.
 
-Identical means same content, mode, owner and extended attributes. Each candidate is compared byte
-for byte and re-checked unchanged right before it is replaced, and the replacement is a rename of a
-fresh hard link, so a reader never sees a missing file.
+Identical means same content (SHA-256), mode, owner and extended attributes. Right before a file is
+replaced, both it and the copy it will share are checked unchanged since they were hashed (inode,
+size, modification time, mode, owner), and the replacement is a rename of a fresh hard link, so a
+reader never sees a missing file.
 """
 
 import hashlib
@@ -103,27 +104,15 @@ def _digest(path: str) -> bytes:
         return hashlib.file_digest(f, "sha256").digest()
 
 
-def _same_content(a: str, b: str) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
-            if ca != cb:
-                return False
-            if not ca:
-                return True
-
-
 def _unchanged(path: str, st: os.stat_result) -> bool:
+    """Same inode, content stamp, mode and owner as when it was hashed. (Not ctime: linking another
+    name of the same inode changes that, and the bytes are compared again anyway.)"""
     try:
         now = os.lstat(path)
     except FileNotFoundError:
         return False
-    return (now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns) == (
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-    )
+    fields = ("st_ino", "st_size", "st_mtime_ns", "st_mode", "st_uid", "st_gid")
+    return all(getattr(now, f) == getattr(st, f) for f in fields)
 
 
 def _make_parents(target: str, lower_root: str, upper_root: str) -> None:
@@ -199,11 +188,8 @@ def _share(same: list[Candidate], uppers: dict, report: Report) -> None:
     for c in same:
         if c is canonical or (c.st.st_dev, c.st.st_ino) == (canonical.st.st_dev, canonical.st.st_ino):
             continue
-        if not (
-            _unchanged(c.path, c.st)
-            and _unchanged(canonical.path, canonical.st)
-            and _same_content(canonical.path, c.path)
-        ):
+        # Both were hashed in this run; unchanged since then means their contents are still equal.
+        if not (_unchanged(c.path, c.st) and _unchanged(canonical.path, canonical.st)):
             report.changed_while_running += 1
             continue
         if c.path in uppers:

@@ -8,7 +8,14 @@ import uuid
 import pytest
 
 from contexts.engine import procinfo, safefile
-from contexts.engine.errors import ContextExists, ContextNotFound, InvalidSpec, InvalidState, TemplateNotFound
+from contexts.engine.errors import (
+    ContextExists,
+    ContextNotFound,
+    EngineError,
+    InvalidSpec,
+    InvalidState,
+    TemplateNotFound,
+)
 from tests.engine.conftest import inside
 
 
@@ -208,3 +215,11 @@ def test_state_directory_is_closed_to_other_host_users(engine, make_context):
     for directory in (engine.state.root, engine.state.contexts, engine.state.templates):
         assert directory.stat().st_mode & 0o777 == 0o700
     assert engine.state.context_dir(name).parent == engine.state.contexts
+
+
+def test_build_refuses_without_overlayfs(engine, busybox_template, monkeypatch):
+    # A double for the kernel's file system list: overlayfs cannot be unloaded from the running kernel.
+    monkeypatch.setattr("contexts.engine.check.has_overlayfs", lambda: False)
+    with pytest.raises(EngineError, match="no overlayfs"):
+        engine.build("t-no-overlay", busybox_template)
+    assert "t-no-overlay" not in engine.state.context_names()
