@@ -112,3 +112,49 @@ def test_safe_write_creates_directories_and_sets_mode(tmp_path):
     assert path.read_text() == "ssh-ed25519 AAA" and (path.stat().st_mode & 0o777) == 0o600
     assert safefile.read_file(tmp_path, "root/.ssh/authorized_keys") == b"ssh-ed25519 AAA"
     assert [p.name for p in (tmp_path / "root/.ssh").iterdir()] == ["authorized_keys"]  # no temporary left
+
+
+def _tree(root, files: dict):
+    for rel, (data, mode) in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+    return str(root)
+
+
+def test_unify_links_only_truly_identical_files(tmp_path):
+    from contexts.engine import unify
+
+    a = _tree(tmp_path / "a", {"usr/x": (b"same", 0o644), "usr/mode": (b"m", 0o644), "etc/conf": (b"c", 0o644)})
+    b = _tree(tmp_path / "b", {"usr/x": (b"same", 0o644), "usr/mode": (b"m", 0o755), "etc/conf": (b"c", 0o644)})
+    c = _tree(tmp_path / "c", {"usr/x": (b"diff", 0o644)})
+    os.setxattr(os.path.join(a, "usr/mode"), "user.tag", b"1")
+    report = unify.unify([a, b, c], [])
+    assert os.stat(os.path.join(a, "usr/x")).st_ino == os.stat(os.path.join(b, "usr/x")).st_ino
+    assert os.stat(os.path.join(c, "usr/x")).st_ino != os.stat(os.path.join(a, "usr/x")).st_ino
+    assert os.stat(os.path.join(a, "usr/mode")).st_ino != os.stat(os.path.join(b, "usr/mode")).st_ino
+    # /etc is excluded by default
+    assert os.stat(os.path.join(a, "etc/conf")).st_ino != os.stat(os.path.join(b, "etc/conf")).st_ino
+    assert report.files_linked == 1 and report.bytes_reclaimed > 0
+
+
+def test_unify_skips_a_file_that_changes_after_it_was_hashed(tmp_path, monkeypatch):
+    from contexts.engine import unify
+
+    a = _tree(tmp_path / "a", {"usr/f": (b"x" * 5000, 0o644)})
+    b = _tree(tmp_path / "b", {"usr/f": (b"x" * 5000, 0o644)})
+    real_digest = unify._digest
+
+    def digest_then_change(path):
+        # A double for a writer racing with unify: the file changes right after it was hashed.
+        value = real_digest(path)
+        if path.startswith(b):
+            with open(path, "ab") as f:
+                f.write(b"y")
+        return value
+
+    monkeypatch.setattr(unify, "_digest", digest_then_change)
+    report = unify.unify([a, b], [])
+    assert report.files_linked == 0 and report.changed_while_running == 1
+    assert open(os.path.join(b, "usr/f"), "rb").read().endswith(b"y")
