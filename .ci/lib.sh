@@ -64,3 +64,14 @@ SQL
       || runuser -u postgres -- createdb -O panel panel
   fi
 }
+
+# ensure_lxcfs: lxcfs serving /var/lib/lxcfs, so guests see their own memory and CPUs in /proc.
+ensure_lxcfs() {
+  if [ -f /var/lib/lxcfs/proc/meminfo ]; then return 0; fi
+  is_root || { log "lxcfs is not running; guests will see the host's /proc/meminfo"; return 0; }
+  log "Starting lxcfs on /var/lib/lxcfs"
+  mkdir -p /var/lib/lxcfs
+  setsid lxcfs /var/lib/lxcfs </dev/null >>/var/log/lxcfs.log 2>&1 &
+  for _ in $(seq 50); do [ -f /var/lib/lxcfs/proc/meminfo ] && return 0; sleep 0.1; done
+  log "lxcfs did not come up: see /var/log/lxcfs.log"; return 1
+}

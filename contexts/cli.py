@@ -13,11 +13,59 @@ import sys
 
 from .engine import check as host_check
 from .engine import disk as diskimage
+from .engine import limits as resources
 from .engine import unify as unification
 from .engine.errors import EngineError, InvalidSpec
 from .engine.lifecycle import Lifecycle
 from .engine.state import StateDir, state_dir_from
 from .engine.templates import Templates
+
+
+def _add_limit_options(p) -> None:
+    g = p.add_argument_group("resource limits")
+    g.add_argument("--cpus", type=float, help="hard CPU cap in cores: 0.5 is half of one core")
+    g.add_argument("--cpu-weight", type=int, help="share under contention, 1-10000 (100 is normal)")
+    g.add_argument("--cpuset", help="pin to these CPUs, e.g. 0-1 (default: as many as --cpus, rounded up)")
+    g.add_argument("--memory", help="memory limit, e.g. 512M")
+    g.add_argument("--memory-high", help="soft mark above which the guest is reclaimed hard, e.g. 448M")
+    g.add_argument("--swap", help="swap the guest may use on top of --memory, e.g. 256M or 0")
+    g.add_argument("--pids", type=int, help="most processes and threads at once")
+    g.add_argument("--io-weight", type=int, help="block IO share, 1-10000")
+    g.add_argument("--io-read-bps", help="read cap on the state directory's disk, e.g. 50M (bytes/s)")
+    g.add_argument("--io-write-bps", help="write cap, e.g. 20M (bytes/s)")
+    g.add_argument("--io-read-iops", type=int, help="read operations per second")
+    g.add_argument("--io-write-iops", type=int, help="write operations per second")
+
+
+def _limits_from(args) -> dict:
+    def size(value):
+        return resources.parse_bytes(value) if value is not None else None
+
+    return {
+        "cpus": args.cpus,
+        "cpu_weight": args.cpu_weight,
+        "cpuset": args.cpuset,
+        "memory_bytes": size(args.memory),
+        "memory_high_bytes": size(args.memory_high),
+        "swap_bytes": size(args.swap),
+        "pids": args.pids,
+        "io_weight": args.io_weight,
+        "io_read_bps": size(args.io_read_bps),
+        "io_write_bps": size(args.io_write_bps),
+        "io_read_iops": args.io_read_iops,
+        "io_write_iops": args.io_write_iops,
+    }
+
+
+def _print_usage(u: dict) -> None:
+    if u["state"] != "running":
+        print(f"{u['name']} is stopped: nothing in use.")
+        return
+    mib = lambda n: f"{n / 2**20:.1f} MiB" if n is not None else "-"  # noqa: E731
+    print(f"cpu:        {u['cpu_seconds']:.2f} s")
+    print(f"memory:     {mib(u['memory_bytes'])} now, {mib(u['memory_peak_bytes'])} peak, {u['oom_kills']} OOM kills")
+    print(f"processes:  {u['processes']}")
+    print(f"disk IO:    {mib(u['io_read_bytes'])} read, {mib(u['io_write_bytes'])} written")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,10 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--context-id", type=int, help="default: the lowest free id in 2..49151")
     p.add_argument("--disk", help="limit of the guest's private files, e.g. 10G (default: no limit)")
     p.add_argument("--inodes", type=int, help="number of files the guest may have (with --disk)")
+    _add_limit_options(p)
 
     p = sub.add_parser("limits", help="change a context's limits while it runs")
     p.add_argument("name")
     p.add_argument("--disk", help="new disk limit, e.g. 20G (lowering needs the context stopped)")
+    p.add_argument("--json", action="store_true")
+    _add_limit_options(p)
+
+    p = sub.add_parser("usage", help="CPU seconds, memory, processes, IO and OOM kills")
+    p.add_argument("name")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("unify", help="share identical files among templates and stopped contexts")
@@ -186,7 +240,15 @@ def run(args) -> int:
         if args.inodes and not disk:
             raise InvalidSpec("--inodes needs --disk: the file count is limited in the guest's own file system.")
         config = engine.build(
-            args.name, args.template, args.hostname, init, args.address, args.context_id, disk, args.inodes
+            args.name,
+            args.template,
+            args.hostname,
+            init,
+            args.address,
+            args.context_id,
+            disk,
+            args.inodes,
+            _limits_from(args),
         )
         print(
             f"Context {config['name']} built (context id {config['context_id']}); start it with: start {config['name']}"
@@ -224,10 +286,18 @@ def run(args) -> int:
         )
         return 0
     if args.command == "limits":
-        if args.disk is None:
-            raise InvalidSpec("Give a limit to change, e.g. --disk 20G.")
-        status = engine.set_disk_limit(args.name, diskimage.parse_size(args.disk))
+        changes = {k: v for k, v in _limits_from(args).items() if v is not None}
+        if args.disk is None and not changes:
+            raise InvalidSpec("Give a limit to change, e.g. --cpus 1 or --memory 1G.")
+        status = engine.status(args.name)
+        if changes:
+            status = engine.set_limits(args.name, changes)
+        if args.disk is not None:
+            status = engine.set_disk_limit(args.name, diskimage.parse_size(args.disk))
         _emit(status, args.json, _print_status)
+        return 0
+    if args.command == "usage":
+        _emit(engine.usage(args.name), args.json, _print_usage)
         return 0
     if args.command == "unify":
         excludes = (() if args.no_default_excludes else unification.DEFAULT_EXCLUDES) + tuple(

@@ -15,6 +15,8 @@ from .errors import EngineError, HostUnsupported
 # v1 controllers a context is placed under, in the order `pids()` prefers to read from.
 V1_CONTROLLERS = ("pids", "freezer", "memory", "cpu", "cpuacct", "cpuset", "blkio", "devices")
 V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
+# Limits the engine cannot do without; the rest (swap, IO throttling, pinning) depend on the kernel.
+REQUIRED_FILES = {"cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us", "memory.max", "memory.limit_in_bytes", "pids.max"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,34 @@ class Cgroups(ABC):
                         raise EngineError(f"Cannot remove cgroup {directory}: {exc.strerror}.") from exc
                     time.sleep(0.01)
 
+    @abstractmethod
+    def _file(self, name: str, filename: str) -> str:
+        """Where the cgroup file `filename` (e.g. memory.max) of the context lives."""
+
+    def apply(self, name: str, pairs: list[tuple[str, str]]) -> None:
+        """Write limit settings; files this kernel lacks (swap accounting, IO throttling) are skipped,
+        the core ones (CPU, memory, processes) are required."""
+        for filename, value in pairs:
+            path = self._file(name, filename)
+            if not os.path.exists(path):
+                if filename in REQUIRED_FILES:
+                    raise HostUnsupported(f"This host's cgroups lack {filename}: enable that controller.")
+                continue
+            try:
+                _write(path, value)
+            except OSError as exc:
+                raise EngineError(f"Cannot set {filename} to {value}: {exc.strerror}.") from exc
+
+    def read(self, name: str, filename: str) -> str | None:
+        try:
+            return _read(self._file(name, filename))
+        except (FileNotFoundError, OSError):
+            return None
+
+    @abstractmethod
+    def usage(self, name: str) -> dict:
+        """CPU seconds, memory current and peak, processes, IO bytes and OOM kills."""
+
     def remove_parent(self) -> None:
         for directory in self.directories(""):
             _rmdir(directory.rstrip("/"))
@@ -147,6 +177,37 @@ class CgroupsV1(Cgroups):
 
     def directories(self, name: str) -> list[str]:
         return [os.path.join(root, self.parent, name) for root in self.roots]
+
+    def _file(self, name: str, filename: str) -> str:
+        root = self.hierarchies.get(filename.split(".")[0])
+        return os.path.join(root, self.parent, name, filename) if root else "/nonexistent"
+
+    def apply(self, name: str, pairs: list[tuple[str, str]]) -> None:
+        # memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes: open the latter first.
+        memsw = self._file(name, "memory.memsw.limit_in_bytes")
+        if any(f == "memory.limit_in_bytes" for f, _ in pairs) and os.path.exists(memsw):
+            _write(memsw, "-1")
+        super().apply(name, pairs)
+
+    def usage(self, name: str) -> dict:
+        cpu_ns = self.read(name, "cpuacct.usage")
+        oom = _field(self.read(name, "memory.oom_control"), "oom_kill")
+        io_read = io_write = 0
+        for line in (self.read(name, "blkio.throttle.io_service_bytes") or "").splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[1] == "Read":
+                io_read += int(fields[2])
+            elif len(fields) == 3 and fields[1] == "Write":
+                io_write += int(fields[2])
+        return {
+            "cpu_seconds": int(cpu_ns) / 1e9 if cpu_ns else 0.0,
+            "memory_bytes": _int(self.read(name, "memory.usage_in_bytes")),
+            "memory_peak_bytes": _int(self.read(name, "memory.max_usage_in_bytes")),
+            "processes": _int(self.read(name, "pids.current")),
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
+            "oom_kills": oom or 0,
+        }
 
     def create(self, name: str) -> None:
         for root in self.roots:
@@ -182,6 +243,28 @@ class CgroupsV2(Cgroups):
     def directories(self, name: str) -> list[str]:
         return [os.path.join(self.mountpoint, self.parent, name)]
 
+    def _file(self, name: str, filename: str) -> str:
+        return os.path.join(self.mountpoint, self.parent, name, filename)
+
+    def usage(self, name: str) -> dict:
+        io_read = io_write = 0
+        for line in (self.read(name, "io.stat") or "").splitlines():
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key == "rbytes":
+                    io_read += int(value)
+                elif key == "wbytes":
+                    io_write += int(value)
+        return {
+            "cpu_seconds": (_field(self.read(name, "cpu.stat"), "usage_usec") or 0) / 1e6,
+            "memory_bytes": _int(self.read(name, "memory.current")),
+            "memory_peak_bytes": _int(self.read(name, "memory.peak")),
+            "processes": _int(self.read(name, "pids.current")),
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
+            "oom_kills": _field(self.read(name, "memory.events"), "oom_kill") or 0,
+        }
+
     def create(self, name: str) -> None:
         parent = os.path.join(self.mountpoint, self.parent)
         os.makedirs(parent, exist_ok=True)
@@ -204,6 +287,22 @@ class CgroupsV2(Cgroups):
                 _kill(pid)
         finally:
             _write(os.path.join(directory, "cgroup.freeze"), "0")
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text.split()[0]) if text else None
+    except ValueError:
+        return None
+
+
+def _field(text: str | None, key: str) -> int | None:
+    """The number after `key` in a flat-keyed cgroup file such as cpu.stat or memory.events."""
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == key:
+            return int(fields[1])
+    return None
 
 
 def _kill(pid: int) -> None:

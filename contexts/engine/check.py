@@ -63,6 +63,14 @@ def run() -> dict:
         "apt-get install busybox-static",
         required=False,
     )
+    lxcfs = os.path.exists("/var/lib/lxcfs/proc/meminfo")
+    add(
+        "lxcfs",
+        lxcfs,
+        "serving /var/lib/lxcfs" if lxcfs else "not running: guests see the host's memory in free",
+        "apt-get install lxcfs (its service mounts /var/lib/lxcfs)",
+        required=False,
+    )
     path = shutil.which("debootstrap")
     add(
         "debootstrap",

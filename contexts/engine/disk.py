@@ -7,25 +7,20 @@ shrinking needs the guest stopped and never goes below what it already uses.
 """
 
 import os
-import re
 import shutil
 import subprocess
 
 from .errors import EngineError, InvalidSpec, InvalidState
+from .limits import parse_bytes
 
 IMAGE = "private.img"
 MOUNT = "private"
-_SIZE = re.compile(r"^(\d+)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 MIN_BYTES = 16 * 2**20
 
 
 def parse_size(text) -> int:
-    """Bytes from '64M', '10G', '512MiB' or a plain number of bytes."""
-    match = _SIZE.match(str(text).strip())
-    if not match:
-        raise InvalidSpec(f"Invalid size {text!r}: write it like 512M or 10G.")
-    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    """A disk limit in bytes from '64M', '10G' or a plain number of bytes."""
+    size = parse_bytes(text)
     if size < MIN_BYTES:
         raise InvalidSpec(f"A disk limit below {MIN_BYTES // 2**20} MiB leaves no room for a guest.")
     return size

@@ -67,6 +67,8 @@ def become_context(directory: str, run_id: str) -> None:
         rootfs.mount_dev(root)
         rootfs.mount_proc(root)
         rootfs.mount_sys(root)
+        if boot["lxcfs"]:
+            rootfs.mount_lxcfs(root, boot["lxcfs"])
         rootfs.pivot_into(root)
 
         console = os.open("/dev/console", os.O_RDWR)

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import cgroups, clone, diskusage, guestproc, namespaces, procinfo, terminal
 from . import check as host_check
 from . import disk as diskimage
+from . import limits as resources
 from . import unify as unification
 from .errors import (
     ContextExists,
@@ -42,6 +43,7 @@ SUPERVISOR = (
     'exec "$1" -s -E -m contexts.engine.guestinit --exited "$?" "$2" "$3" "$4"\n'
 )
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])  # where the `contexts` package lives
+LXCFS_DIR = "/var/lib/lxcfs"  # where Debian's lxcfs serves /proc files computed from the reader's cgroup
 
 # How each init style is asked to halt: a signal, or a command run inside.
 HALT = {
@@ -60,6 +62,7 @@ def hosts_file(hostname: str) -> str:
 
 
 def limits_of(config: dict) -> dict | None:
+    """The context's limits as shown by status: its cgroup limits and its disk limit."""
     limits = dict(config.get("limits") or {})
     if config.get("disk_bytes"):
         limits["disk_bytes"] = config["disk_bytes"]
@@ -92,6 +95,7 @@ class Lifecycle:
         context_id: int | None = None,
         disk: int | None = None,
         inodes: int | None = None,
+        limits: dict | None = None,
     ) -> dict:
         """Create a context: a hard-link clone of the template as its read-only lower layer, an empty
         private layer (in an image of `disk` bytes when given), and its configuration."""
@@ -102,6 +106,7 @@ class Lifecycle:
                 "template: modprobe overlay, or use a kernel built with CONFIG_OVERLAY_FS."
             )
         hostname = check_hostname(hostname or name)
+        limits = resources.validate(limits or {})
         record = self.state.template_record(template)  # raises TemplateNotFound with the list
         for cidr in addresses:
             try:
@@ -146,6 +151,7 @@ class Lifecycle:
                 "template_checksum": record.get("checksum"),
                 "disk_bytes": disk,
                 "inodes": inodes,
+                "limits": limits,
             }
             write_json(staging / "config.json", config)
             os.rename(staging, directory)
@@ -190,6 +196,7 @@ class Lifecycle:
         cg = self._cgroups(config)
         cg.remove(name)  # anything left from a crashed run goes first
         cg.create(name)
+        cg.apply(name, self._settings(config, cg))
         run_id = uuid.uuid4().hex
         # Everything the guest's first process needs, so it can start without reading JSON or state.
         boot = {
@@ -203,6 +210,7 @@ class Lifecycle:
             "init": config["init"],
             "environment": guestproc.guest_environment("linux"),
             "procs_files": cg.procs_files(name),
+            "lxcfs": LXCFS_DIR if os.path.exists(os.path.join(LXCFS_DIR, "proc/meminfo")) else None,
         }
         with open(directory / "boot", "wb") as f:
             marshal.dump(boot, f)
@@ -461,3 +469,34 @@ class Lifecycle:
             lower, upper, _ = self.layer_dirs(name)
             contexts[name] = [lower, upper]
         return diskusage.report(templates, contexts)
+
+    # resource limits
+
+    def _settings(self, config: dict, cg) -> list:
+        return resources.settings(
+            config.get("limits") or {},
+            cg.version,
+            config["context_id"],
+            resources.host_cpus(),
+            resources.io_device_of(self.state.contexts),
+        )
+
+    def set_limits(self, name: str, changes: dict) -> dict:
+        """Change limits; a running context gets them at once, without a restart."""
+        config = self.state.config(name)
+        with self.state.locked(name):
+            limits = resources.validate(
+                (config.get("limits") or {}) | {k: v for k, v in changes.items() if v is not None}
+            )
+            config["limits"] = limits
+            if self._running(name):
+                cg = self._cgroups(config)
+                cg.apply(name, self._settings(config, cg))
+            write_json(self.state.context_dir(name) / "config.json", config)
+        return self.status(name)
+
+    def usage(self, name: str) -> dict:
+        config = self.state.config(name)
+        running = self._running(name) is not None
+        figures = self._cgroups(config).usage(name) if running else {}
+        return {"name": name, "state": "running" if running else "stopped", **figures}

@@ -79,6 +79,26 @@ def mount_proc(root: str) -> None:
         _mask(os.path.join(proc, name), null)
 
 
+LXCFS_FILES = (
+    "proc/meminfo",
+    "proc/cpuinfo",
+    "proc/stat",
+    "proc/uptime",
+    "proc/swaps",
+    "proc/loadavg",
+    "proc/diskstats",
+    "sys/devices/system/cpu/online",
+)
+
+
+def mount_lxcfs(root: str, lxcfs: str) -> None:
+    """Show the guest its own memory, CPUs and uptime: LXCFS answers each read from the reader's cgroup."""
+    for rel in LXCFS_FILES:
+        source, target = os.path.join(lxcfs, rel), os.path.join(root, rel)
+        if os.path.exists(source) and os.path.exists(target):
+            libc.mount(source, target, None, libc.MS_BIND)
+
+
 def mount_sys(root: str) -> None:
     sys_dir = os.path.join(root, "sys")
     _ensure_dir(sys_dir)

@@ -78,27 +78,26 @@ def make_context(engine, busybox_template):
             engine.destroy(name, timeout=2)
 
 
-@pytest.fixture
-def cli(engine_state):
-    """Run the host CLI as a separate process against the test state directory."""
-    state, parent = engine_state
+class Cli:
+    """The host CLI as a separate process against the test state directory."""
 
-    def run(*args, check=False, **kwargs):
-        env = os.environ | {"CONTEXTS_STATE_DIR": str(state.root), "CONTEXTS_CGROUP_PARENT": parent}
+    def __init__(self, state, parent):
+        self.argv = [sys.executable, "-m", "contexts"]
+        self.env = os.environ | {"CONTEXTS_STATE_DIR": str(state.root), "CONTEXTS_CGROUP_PARENT": parent}
+        self.cwd = ROOT
+
+    def __call__(self, *args, check=False, **kwargs) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "-m", "contexts", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            **kwargs,
+            [*self.argv, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, **kwargs
         )
         if check:
             assert result.returncode == 0, result.stderr
         return result
 
-    return run
+
+@pytest.fixture
+def cli(engine_state) -> Cli:
+    return Cli(*engine_state)
 
 
 def inside(engine, name, script: str) -> subprocess.CompletedProcess:

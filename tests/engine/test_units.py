@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from contexts.engine import capabilities, cgroups, procinfo, safefile, templates
-from contexts.engine.errors import HostUnsupported
+from contexts.engine.errors import HostUnsupported, InvalidSpec
 from contexts.engine.lifecycle import describe_exit
 
 V1_MOUNTS = """\
@@ -158,3 +158,64 @@ def test_unify_skips_a_file_that_changes_after_it_was_hashed(tmp_path, monkeypat
     report = unify.unify([a, b], [])
     assert report.files_linked == 0 and report.changed_while_running == 1
     assert open(os.path.join(b, "usr/f"), "rb").read().endswith(b"y")
+
+
+def test_limits_translate_to_cgroup_v2_files():
+    from contexts.engine import limits
+
+    pairs = dict(
+        limits.settings(
+            {
+                "cpus": 0.5,
+                "cpu_weight": 200,
+                "memory_bytes": 64 * 2**20,
+                "swap_bytes": 0,
+                "pids": 64,
+                "io_weight": 500,
+                "io_write_bps": 10 * 2**20,
+            },
+            version=2,
+            context_id=3,
+            available=[0, 1, 2, 3],
+            io_device="8:0",
+        )
+    )
+    assert pairs["cpu.max"] == "50000 100000" and pairs["cpu.weight"] == "200"
+    assert pairs["cpuset.cpus"] == "3"  # one CPU for half a core, chosen by context id
+    assert pairs["memory.max"] == str(64 * 2**20) and pairs["memory.swap.max"] == "0"
+    assert pairs["pids.max"] == "64" and pairs["io.weight"] == "default 500"
+    assert pairs["io.max"] == f"8:0 wbps={10 * 2**20}"
+    unlimited = dict(limits.settings({}, version=2, context_id=3, available=[0, 1], io_device=None))
+    assert unlimited["cpu.max"] == "max 100000" and unlimited["memory.max"] == "max"
+    assert unlimited["cpuset.cpus"] == "0,1" and "io.max" not in unlimited
+
+
+def test_limits_translate_to_cgroup_v1_files():
+    from contexts.engine import limits
+
+    pairs = limits.settings(
+        {"cpus": 1.5, "cpu_weight": 50, "memory_bytes": 2**30, "swap_bytes": 2**29},
+        version=1,
+        context_id=0,
+        available=[0, 1, 2, 3],
+        io_device="8:0",
+    )
+    files = [f for f, _ in pairs]
+    values = dict(pairs)
+    assert values["cpu.cfs_quota_us"] == "150000" and values["cpu.shares"] == "512"
+    assert values["cpuset.cpus"] == "0,1"
+    assert files.index("memory.limit_in_bytes") < files.index("memory.memsw.limit_in_bytes")
+    assert values["memory.memsw.limit_in_bytes"] == str(2**30 + 2**29)
+    assert values["blkio.throttle.write_bps_device"] == "8:0 0"  # no cap: 0 removes it
+
+
+def test_limit_validation():
+    from contexts.engine import limits
+
+    ok = limits.validate({"cpus": 1, "cpuset": "1,0", "memory_bytes": 2**30}, [0, 1, 2], 2**34)
+    assert ok == {"cpus": 1.0, "cpuset": "0,1", "memory_bytes": 2**30}
+    with pytest.raises(InvalidSpec):
+        limits.validate({"cpus": 4}, [0, 1], 2**34)
+    assert limits.parse_bytes("512M") == 512 * 2**20 and limits.parse_bytes("1GiB") == 2**30
+    with pytest.raises(InvalidSpec):
+        limits.parse_bytes("lots")
