@@ -35,6 +35,7 @@ def _add_limit_options(p) -> None:
     g.add_argument("--io-write-bps", help="write cap, e.g. 20M (bytes/s)")
     g.add_argument("--io-read-iops", type=int, help="read operations per second")
     g.add_argument("--io-write-iops", type=int, help="write operations per second")
+    g.add_argument("--rate", type=int, metavar="MBIT", help="network rate in Mbit/s, each direction")
 
 
 def _limits_from(args) -> dict:
@@ -54,6 +55,7 @@ def _limits_from(args) -> dict:
         "io_write_bps": size(args.io_write_bps),
         "io_read_iops": args.io_read_iops,
         "io_write_iops": args.io_write_iops,
+        "rate_mbit": args.rate,
     }
 
 
@@ -66,6 +68,7 @@ def _print_usage(u: dict) -> None:
     print(f"memory:     {mib(u['memory_bytes'])} now, {mib(u['memory_peak_bytes'])} peak, {u['oom_kills']} OOM kills")
     print(f"processes:  {u['processes']}")
     print(f"disk IO:    {mib(u['io_read_bytes'])} read, {mib(u['io_write_bytes'])} written")
+    print(f"network:    {mib(u['net_out_bytes'])} sent, {mib(u['net_in_bytes'])} received (all runs)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_limit_options(p)
 
-    p = sub.add_parser("usage", help="CPU seconds, memory, processes, IO and OOM kills")
+    p = sub.add_parser("address", help="add or remove an address while the context runs")
+    p.add_argument("name")
+    p.add_argument("action", choices=("add", "remove"))
+    p.add_argument("address", metavar="CIDR")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("usage", help="CPU seconds, memory, processes, IO, OOM kills, network bytes")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
 
@@ -295,6 +304,9 @@ def run(args) -> int:
         if args.disk is not None:
             status = engine.set_disk_limit(args.name, diskimage.parse_size(args.disk))
         _emit(status, args.json, _print_status)
+        return 0
+    if args.command == "address":
+        _emit(engine.change_address(args.name, args.address, args.action == "add"), args.json, _print_status)
         return 0
     if args.command == "usage":
         _emit(engine.usage(args.name), args.json, _print_usage)

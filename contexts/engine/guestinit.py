@@ -54,7 +54,13 @@ def become_context(directory: str, run_id: str) -> None:
         for path in boot["procs_files"]:
             with open(path, "w") as f:
                 f.write("0")
-        libc.unshare(GUEST_NAMESPACES)
+        if boot["netns"]:  # prepared by the host with the guest's veth and addresses
+            fd = os.open(boot["netns"], os.O_RDONLY | os.O_CLOEXEC)
+            libc.setns(fd, libc.CLONE_NEWNET)
+            os.close(fd)
+            libc.unshare(GUEST_NAMESPACES & ~libc.CLONE_NEWNET)
+        else:
+            libc.unshare(GUEST_NAMESPACES)
         bring_up_loopback()
         allow_unprivileged_ping()
         libc.sethostname(boot["hostname"])

@@ -5,7 +5,6 @@ the context's own supervisor never act on it at the same time.
 """
 
 import contextlib
-import ipaddress
 import marshal
 import os
 import shutil
@@ -17,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import cgroups, clone, diskusage, guestproc, namespaces, procinfo, terminal
+from . import cgroups, clone, diskusage, guestproc, namespaces, network, procinfo, terminal
 from . import check as host_check
 from . import disk as diskimage
 from . import limits as resources
@@ -76,9 +75,18 @@ def describe_exit(status: int) -> str:
 
 
 class Lifecycle:
-    def __init__(self, state: StateDir, cgroup_parent: str | None = None):
+    def __init__(self, state: StateDir, cgroup_parent: str | None = None, host_netns: str | None = None):
         self.state = state
         self.cgroup_parent = cgroup_parent or os.environ.get("CONTEXTS_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT
+        # Where the host ends of the guests' veths live: the root namespace, or a stand-in in tests.
+        self.host_netns = host_netns or os.environ.get("CONTEXTS_HOST_NETNS") or None
+
+    def _network(self, config: dict) -> network.Network:
+        return network.Network(config.get("host_netns"), os.environ.get("CONTEXTS_UPLINK") or None)
+
+    @staticmethod
+    def _wants_network(config: dict) -> bool:
+        return bool(config["addresses"] or (config.get("limits") or {}).get("rate_mbit"))
 
     def _cgroups(self, config: dict) -> cgroups.Cgroups:
         return cgroups.detect(config["cgroup_parent"])
@@ -108,11 +116,7 @@ class Lifecycle:
         hostname = check_hostname(hostname or name)
         limits = resources.validate(limits or {})
         record = self.state.template_record(template)  # raises TemplateNotFound with the list
-        for cidr in addresses:
-            try:
-                ipaddress.ip_interface(cidr)
-            except ValueError as exc:
-                raise InvalidSpec(f"Invalid address {cidr!r}: {exc}") from exc
+        addresses = network.parse_addresses(addresses)
         if init is not None and (not init or not init[0].startswith("/")):
             raise InvalidSpec("--init needs an absolute path to the program, e.g. --init '/bin/sleep 1000'.")
         self.state.ensure()
@@ -131,6 +135,7 @@ class Lifecycle:
                 raise InvalidSpec(f"Context id must be in {CONTEXT_ID_RANGE[0]}..{CONTEXT_ID_RANGE[1]}.")
             elif context_id in used:
                 raise ContextExists(f"Context id {context_id} is taken on this host.")
+            self._check_addresses_free(addresses)
             staging = self.state.contexts / f".{name}.building"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(mode=0o700)
@@ -144,8 +149,9 @@ class Lifecycle:
                 "template": template,
                 "init": init or ["/sbin/init"],
                 "init_style": record["init_style"] if init is None else "signal",
-                "addresses": list(addresses),
+                "addresses": addresses,
                 "cgroup_parent": self.cgroup_parent,
+                "host_netns": self.host_netns,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "template_version": record.get("version"),
                 "template_checksum": record.get("checksum"),
@@ -197,6 +203,11 @@ class Lifecycle:
         cg.remove(name)  # anything left from a crashed run goes first
         cg.create(name)
         cg.apply(name, self._settings(config, cg))
+        netns_path = None
+        if self._wants_network(config):
+            netns_path = self._network(config).setup(
+                name, config["context_id"], config["addresses"], (config.get("limits") or {}).get("rate_mbit")
+            )
         run_id = uuid.uuid4().hex
         # Everything the guest's first process needs, so it can start without reading JSON or state.
         boot = {
@@ -211,6 +222,7 @@ class Lifecycle:
             "environment": guestproc.guest_environment("linux"),
             "procs_files": cg.procs_files(name),
             "lxcfs": LXCFS_DIR if os.path.exists(os.path.join(LXCFS_DIR, "proc/meminfo")) else None,
+            "netns": netns_path,
         }
         with open(directory / "boot", "wb") as f:
             marshal.dump(boot, f)
@@ -245,9 +257,11 @@ class Lifecycle:
                 return self.status(name)
             if init.get("run_id") == run_id and init.get("state") == "failed":
                 cg.remove(name)
+                self._release_network(name, config)
                 raise StartFailed(f"Context {name} did not start: {init.get('error')}")
             time.sleep(0.001)
         cg.remove(name)
+        self._release_network(name, config)
         log = directory / "console.log"
         raise StartFailed(f"Context {name} did not start within {START_TIMEOUT:.0f} s; see {log}.")
 
@@ -279,6 +293,7 @@ class Lifecycle:
             self.state.write_run_record(name, run | {"desired": "stopped"})
         if init is None:
             cg.remove(name)
+            self._release_network(name, config)
             return False
         pid, starttime = init["pid"], init["starttime"]
         self._ask_to_halt(name, config, pid)
@@ -291,6 +306,7 @@ class Lifecycle:
             os.kill(pid, signal.SIGKILL)  # the kernel then kills the whole PID namespace
             while procinfo.is_alive(pid, starttime):
                 time.sleep(0.01)
+        self._release_network(name, config)
         return True
 
     def _ask_to_halt(self, name: str, config: dict, pid: int) -> None:
@@ -323,6 +339,8 @@ class Lifecycle:
             init = read_json(self.state.context_dir(name) / "init.json") or {}
             reason = init.get("error") if init.get("state") == "failed" else describe_exit(status)
             self._cgroups(config).remove(name)
+            self._release_network(name, config)
+            run = self.state.run_record(name)  # the network totals just changed
             rebooted = status == 128 + signal.SIGHUP and run.get("desired") == "running"
             run |= {
                 "desired": "running" if rebooted else "stopped",
@@ -492,6 +510,10 @@ class Lifecycle:
             if self._running(name):
                 cg = self._cgroups(config)
                 cg.apply(name, self._settings(config, cg))
+                if "rate_mbit" in changes:
+                    if not os.path.exists(os.path.join(network.NETNS_DIR, network.netns_name(name))):
+                        raise InvalidState(f"{name} runs without a network: restart it to apply a rate.")
+                    self._network(config).set_rate(name, config["context_id"], limits.get("rate_mbit"))
             write_json(self.state.context_dir(name) / "config.json", config)
         return self.status(name)
 
@@ -499,4 +521,55 @@ class Lifecycle:
         config = self.state.config(name)
         running = self._running(name) is not None
         figures = self._cgroups(config).usage(name) if running else {}
-        return {"name": name, "state": "running" if running else "stopped", **figures}
+        totals = self.state.run_record(name).get("net_totals") or {"net_out_bytes": 0, "net_in_bytes": 0}
+        if running and self._wants_network(config):
+            current = self._network(config).counters(config["context_id"])
+            totals = {k: totals[k] + current[k] for k in totals}
+        return {"name": name, "state": "running" if running else "stopped", **figures, **totals}
+
+    # network
+
+    def _release_network(self, name: str, config: dict) -> None:
+        """Tear the network down, keeping its byte counters in the run record across restarts."""
+        if not self._wants_network(config) and not os.path.exists(
+            os.path.join(network.NETNS_DIR, network.netns_name(name))
+        ):
+            return
+        final = self._network(config).teardown(name, config["context_id"])
+        run = self.state.run_record(name)
+        totals = run.get("net_totals") or {"net_out_bytes": 0, "net_in_bytes": 0}
+        run["net_totals"] = {k: totals[k] + final[k] for k in totals}
+        self.state.write_run_record(name, run)
+
+    def _check_addresses_free(self, addresses: list[str], except_name: str | None = None) -> None:
+        for other in self.state.context_names():
+            if other == except_name:
+                continue
+            taken = set(addresses) & set(self.state.config(other)["addresses"])
+            if taken:
+                raise InvalidSpec(f"{', '.join(sorted(taken))} already belongs to context {other} on this host.")
+
+    def change_address(self, name: str, address: str, add: bool) -> dict:
+        """Add or remove one address; a running guest gets the change at once."""
+        (address,) = network.parse_addresses([address])
+        config = self.state.config(name)
+        with self.state.host_locked(), self.state.locked(name):
+            addresses = list(config["addresses"])
+            if add:
+                if address in addresses:
+                    raise InvalidSpec(f"{name} has {address} already.")
+                self._check_addresses_free([address], except_name=name)
+                addresses.append(address)
+            else:
+                if address not in addresses:
+                    raise InvalidSpec(f"{name} does not have {address}.")
+                addresses.remove(address)
+            running = self._running(name) is not None
+            had_network = os.path.exists(os.path.join(network.NETNS_DIR, network.netns_name(name)))
+            if running and not had_network:
+                raise InvalidState(f"{name} was started without a network: restart it to give it addresses.")
+            if running:
+                self._network(config).change_address(name, config["context_id"], address, add, addresses)
+            config["addresses"] = addresses
+            write_json(self.state.context_dir(name) / "config.json", config)
+        return self.status(name)

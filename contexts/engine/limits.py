@@ -36,6 +36,7 @@ KEYS = (
     "io_write_bps",
     "io_read_iops",
     "io_write_iops",
+    "rate_mbit",  # applied by the network module, not a cgroup
 )
 
 
@@ -99,6 +100,7 @@ def validate(limits: dict, cpus_available: list[int] | None = None, memory_avail
     whole("cpu_weight", 1, 10000, "CPU weight")
     whole("io_weight", 1, 10000, "IO weight")
     whole("pids", 8, 4_194_304, "The process limit")
+    whole("rate_mbit", 1, 100_000, "The network rate in Mbit/s")
     whole("memory_bytes", 16 * 2**20, memory_available, "The memory limit in bytes (16 MiB up to the host's memory)")
     whole("memory_high_bytes", 16 * 2**20, memory_available, "The memory high mark in bytes")
     whole("swap_bytes", 0, 2**50, "The swap limit in bytes")

@@ -29,34 +29,42 @@ def need_root() -> None:
 
 @pytest.fixture(scope="session")
 def engine_state():
+    """(state directory, cgroup parent, stand-in host network namespace), unique to this run.
+
+    The host ends of the guests' veths, their routes and filters go into a network namespace the
+    tests made, never the machine's own network."""
     need_root()
+    from pyroute2 import netns
+
     # Outside pytest's tmp (which may be noexec or too deep for overlay options) and unique per run.
     root = Path(f"/tmp/contexts-test-{os.getpid()}")
     parent = f"contexts-test-{os.getpid()}"
+    host_netns = f"cth-{os.getpid()}"
     state = StateDir(root)
     state.ensure()
-    yield state, parent
-    engine = Lifecycle(state, parent)
+    netns.create(host_netns)
+    yield state, parent, host_netns
+    engine = Lifecycle(state, parent, host_netns)
     for name in state.context_names():
         try:
             engine.destroy(name, timeout=2)
         except Exception as exc:  # report, but go on cleaning the rest
             print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
     cgroups.detect(parent).remove_parent()
+    netns.remove(host_netns)
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def busybox_template(engine_state):
-    state, _ = engine_state
+    state = engine_state[0]
     Templates(state).build_busybox("busybox")
     return "busybox"
 
 
 @pytest.fixture
 def engine(engine_state) -> Lifecycle:
-    state, parent = engine_state
-    return Lifecycle(state, parent)
+    return Lifecycle(*engine_state)
 
 
 @pytest.fixture
@@ -81,9 +89,13 @@ def make_context(engine, busybox_template):
 class Cli:
     """The host CLI as a separate process against the test state directory."""
 
-    def __init__(self, state, parent):
+    def __init__(self, state, parent, host_netns):
         self.argv = [sys.executable, "-m", "contexts"]
-        self.env = os.environ | {"CONTEXTS_STATE_DIR": str(state.root), "CONTEXTS_CGROUP_PARENT": parent}
+        self.env = os.environ | {
+            "CONTEXTS_STATE_DIR": str(state.root),
+            "CONTEXTS_CGROUP_PARENT": parent,
+            "CONTEXTS_HOST_NETNS": host_netns,
+        }
         self.cwd = ROOT
 
     def __call__(self, *args, check=False, **kwargs) -> subprocess.CompletedProcess:
@@ -102,7 +114,11 @@ def cli(engine_state) -> Cli:
 
 def inside(engine, name, script: str) -> subprocess.CompletedProcess:
     """Run a shell script inside the context through the CLI, capturing its output."""
-    env = os.environ | {"CONTEXTS_STATE_DIR": str(engine.state.root), "CONTEXTS_CGROUP_PARENT": engine.cgroup_parent}
+    env = os.environ | {
+        "CONTEXTS_STATE_DIR": str(engine.state.root),
+        "CONTEXTS_CGROUP_PARENT": engine.cgroup_parent,
+        "CONTEXTS_HOST_NETNS": engine.host_netns,
+    }
     return subprocess.run(
         [sys.executable, "-m", "contexts", "exec", name, "--", "/bin/sh", "-c", script],
         cwd=ROOT,

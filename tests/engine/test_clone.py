@@ -128,7 +128,7 @@ def test_disk_limit_changes(engine, make_context):
 
 
 def test_bad_template_sources_are_refused_and_write_nothing_outside(engine_state, tmp_path):
-    state, _ = engine_state
+    state = engine_state[0]
     templates = Templates(state)
     before = set(os.listdir(state.templates))
     corrupt = tmp_path / "corrupt.tar.gz"

@@ -29,7 +29,7 @@ exit 0
 @pytest.fixture(scope="session")
 def debian_template(engine_state):
     """debootstrap takes about a minute from a near mirror; done once per test run."""
-    state, _ = engine_state
+    state = engine_state[0]
     mirror = os.environ.get("DEBIAN_MIRROR")  # the host's default otherwise
     record = Templates(state).build_debootstrap("bookworm", "bookworm", mirror, ["sysvinit-core"])
     assert record["init_style"] == "sysvinit"
@@ -79,6 +79,6 @@ def test_debian_setuid_programs_and_ping_work(engine, make_context, debian_templ
 
 
 def test_template_has_no_file_capability_the_guest_cannot_hold(debian_template, engine_state):
-    state, _ = engine_state
+    state = engine_state[0]
     record = state.template_record(debian_template)
     assert "/usr/bin/ping" in record["stripped_file_capabilities"]

@@ -27,6 +27,7 @@ def test_enter_gives_a_login_shell_on_a_guest_terminal(engine, make_context):
     name = make_context(hostname="tty.example.com")
     master, slave = pty.openpty()
     env = os.environ | {
+        "CONTEXTS_HOST_NETNS": engine.host_netns,
         "CONTEXTS_STATE_DIR": str(engine.state.root),
         "CONTEXTS_CGROUP_PARENT": engine.cgroup_parent,
         "TERM": "xterm",

@@ -204,7 +204,7 @@ def test_status_and_list_json(cli, make_context):
         "limits",
         "last_exit",
     } <= set(status)
-    assert status["hostname"] == "json.example.com" and status["addresses"] == ["192.0.2.10/24"]
+    assert status["hostname"] == "json.example.com" and status["addresses"] == ["192.0.2.10"]
     listed = json.loads(cli("list", "--json", check=True).stdout)
     assert name in [s["name"] for s in listed]
 
