@@ -18,11 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from contexts.engine import clone, unify  # noqa: E402
-from contexts.engine.state import StateDir  # noqa: E402
-from contexts.engine.templates import Templates  # noqa: E402
+import common  # noqa: F401  (puts the project on the path)
+from contexts.engine import clone, unify
+from contexts.engine.state import StateDir
+from contexts.engine.templates import Templates
 
 STATE = Path("/var/tmp/contexts-bench")
 

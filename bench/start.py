@@ -17,14 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from contexts.engine import cgroups  # noqa: E402
-from contexts.engine.lifecycle import Lifecycle  # noqa: E402
-from contexts.engine.state import StateDir  # noqa: E402
-from contexts.engine.templates import Templates  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, mem_available_kib
+from contexts.engine import cgroups
+from contexts.engine.lifecycle import Lifecycle
+from contexts.engine.state import StateDir
+from contexts.engine.templates import Templates
 
 
 def timed(fn, runs: int) -> list[float]:
@@ -43,14 +40,6 @@ def ms(samples) -> str:
 def wait_until_exit_recorded(engine: Lifecycle, name: str, run_id: str) -> None:
     while (engine.state.run_record(name).get("last_exit") or {}).get("run_id") != run_id:
         time.sleep(0.0005)
-
-
-def mem_available_kib() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1])
-    raise RuntimeError("no MemAvailable")
 
 
 def pss_kib(pid: int) -> int:

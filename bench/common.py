@@ -1,0 +1,33 @@
+"""Helpers shared by the benchmarks."""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def need_root(script: str) -> None:
+    if os.geteuid() != 0:
+        sys.exit(f"{script} needs root")
+
+
+def mem_available_kib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def settle_memory_kib(seconds: float = 2.0) -> int:
+    """MemAvailable after letting the page cache and slabs settle a moment."""
+    time.sleep(seconds)
+    return mem_available_kib()
+
+
+def median_ms(samples) -> str:
+    return f"{statistics.median(samples) * 1000:7.1f} ms"
