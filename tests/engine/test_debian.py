@@ -68,9 +68,11 @@ def test_debian_boots_to_runlevel_2_and_halts_through_its_scripts(engine, make_c
     assert safefile.read_file(upper, "var/lib/marker-stopped") is not None
 
 
-def test_debian_setuid_programs_and_ping_work(engine, make_context, debian_template):
-    name = make_context(template=debian_template)
+def test_debian_setuid_programs_ping_and_free_work(engine, make_context, debian_template):
+    name = make_context(template=debian_template, limits={"memory_bytes": 256 * 2**20, "cpus": 1})
     wait_for(engine, name, "runlevel", "N 2")
+    mem = inside(engine, name, "free -b | awk '/^Mem:/ {print $2}'; nproc").stdout.split()
+    assert mem == [str(256 * 2**20), "1"]  # procps free reads /proc/meminfo, served by lxcfs
     result = inside(
         engine, name, "useradd -m alice && su alice -s /bin/sh -c 'passwd -S alice; ping -c1 -W2 127.0.0.1'"
     )
