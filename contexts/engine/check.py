@@ -51,8 +51,29 @@ def run() -> dict:
             True,
             f"cgroup v{cg.version}" + (f" ({', '.join(sorted(cg.hierarchies))})" if cg.version == 1 else ""),
         )
+        add(
+            "writeback control",
+            cg.version == 2,
+            "cgroup v2: buffered writes are charged to the guest that made them"
+            if cg.version == 2
+            else "cgroup v1 cannot charge buffered writeback to the writer: one guest filling the disk slows "
+            "its neighbours' writes (bench/noisy.py measures it)",
+            "boot the host with the unified hierarchy (systemd.unified_cgroup_hierarchy=1, or cgroup_no_v1=all)",
+            required=False,
+        )
     except Exception as exc:
         add("cgroups", False, str(exc), "mount cgroup2 on /sys/fs/cgroup")
+    # Without user namespaces every guest's root is the host's uid 0, so per-user kernel limits are shared.
+    with open("/proc/sys/fs/inotify/max_user_instances") as f:
+        instances = int(f.read())
+    add(
+        "per-user limits",
+        instances >= 1024,
+        f"inotify instances per user: {instances}; all guests' root and the host's root share them",
+        "sysctl -w fs.inotify.max_user_instances=8192 (guests' process limits bound what each can take); "
+        "user namespaces per guest would separate them",
+        required=False,
+    )
     for program, package in (("unshare", "util-linux"), ("setsid", "util-linux"), ("tar", "tar")):
         path = shutil.which(program)
         add(program, path, path or "missing", f"apt-get install {package}")
