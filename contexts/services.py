@@ -55,7 +55,9 @@ def rooms(hosts, credit=None) -> list[Room]:
 
 def place(plan, template) -> Host:
     """Lock the active hosts that have `template` and return the one with most room for `plan`."""
-    hosts = list(Host.objects.select_for_update().filter(state=HostState.ACTIVE, templates=template).order_by("pk"))
+    hosts = list(
+        Host.objects.select_for_update(of=("self",)).filter(state=HostState.ACTIVE, templates=template).order_by("pk")
+    )
     need = need_of(plan)
     available = rooms(hosts)
     chosen = choose_host(available, need)
@@ -77,7 +79,7 @@ def assign_addresses(server, family: int, count: int) -> list[IPAddress]:
     """Give `server` `count` more addresses of `family` from the pools of its host."""
     if count <= 0:
         return []
-    pools = list(IPPool.objects.select_for_update().filter(hosts=server.host, family=family).order_by("pk"))
+    pools = list(IPPool.objects.select_for_update(of=("self",)).filter(hosts=server.host, family=family).order_by("pk"))
     taken = []
     for pool in pools:
         for address in pool.first_available(count - len(taken)):
@@ -143,7 +145,7 @@ def queue_operation(server, kind: str, actor, addresses=None) -> Operation:
 
 def locked(server) -> VirtualServer:
     return (
-        VirtualServer.objects.select_for_update()
+        VirtualServer.objects.select_for_update(of=("self",))
         .select_related("customer", "host", "plan", "template")
         .get(pk=server.pk)
     )
@@ -218,7 +220,7 @@ def change_plan(server, plan, actor) -> Operation:
     if not plan.is_active:
         raise InvalidRequest(f"The plan {plan} is no longer sold; choose an active plan.")
     with transaction.atomic():
-        host = Host.objects.select_for_update().get(pk=server.host_id)
+        host = Host.objects.select_for_update(of=("self",)).get(pk=server.host_id)
         server = locked(server)
         lifecycle.check_action(OperationKind.CHANGE_PLAN, server.state, str(server))
         if plan == server.plan:
@@ -255,7 +257,7 @@ def report_progress(operation_id, progress: int, step: str) -> None:
 def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "") -> Operation:
     """Record the host's outcome and move the server on. Safe to call twice: the second call changes nothing."""
     with transaction.atomic():
-        operation = Operation.objects.select_for_update().get(pk=operation_id)
+        operation = Operation.objects.select_for_update(of=("self",)).get(pk=operation_id)
         if operation.is_finished:
             return operation
         server = locked(operation.server)

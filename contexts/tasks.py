@@ -6,11 +6,19 @@ pipeline) runs it and returns an outcome, which the chained callback records her
 
 from celery import chain, shared_task, signature
 from django.conf import settings
+from django.db import OperationalError
 
 HOST_OPERATION_TASK = "contexts.host.run_operation"
 
 
-@shared_task(name="contexts.record_outcome", queue=settings.PANEL_QUEUE)
+# A deadlock or a lost connection must not lose the outcome: retry those, with backoff.
+@shared_task(
+    name="contexts.record_outcome",
+    queue=settings.PANEL_QUEUE,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=8,
+)
 def record_outcome(outcome: dict) -> None:
     """Record what the host reported: {"operation": id, "ok": bool, "error": str, "log": str}."""
     from . import services

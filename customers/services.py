@@ -59,7 +59,7 @@ def provision_account(*, name: str, email: str, plan, template, hostname: str, a
 
 
 def _locked_customer(customer) -> Customer:
-    return Customer.objects.select_for_update().get(pk=customer.pk)
+    return Customer.objects.select_for_update(of=("self",)).get(pk=customer.pk)
 
 
 def _set_billing_state(customer, target, actor) -> None:
@@ -77,7 +77,7 @@ def _set_billing_state(customer, target, actor) -> None:
 def _queue_for_servers(customer, kind: str, states, actor) -> list[Operation]:
     """Queue `kind` on each of the customer's servers in `states`; refuse the lot if one is busy."""
     servers = list(
-        VirtualServer.objects.select_for_update()
+        VirtualServer.objects.select_for_update(of=("self",))
         .filter(customer=customer, state__in=states)
         .select_related("customer", "host", "plan", "template")
         .order_by("pk")

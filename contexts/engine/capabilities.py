@@ -50,11 +50,13 @@ CAP_NUMBERS = {
 # SYS_BOOT stays: inside a PID namespace reboot(2) only ends that namespace's init, which is how a
 # guest's `reboot` and `halt` reach us. SETPCAP is left out: nothing a guest runs needs to change
 # other processes' capabilities, and without it the bounding set cannot be widened back.
+# DAC_READ_SEARCH is left out too, though Linux-VServer kept it: without user namespaces it allows
+# open_by_handle_at on any host file system the guest holds a descriptor of (the "Shocker" escape),
+# and DAC_OVERRIDE already gives guest root every permission check it needs.
 GUEST_CAPABILITIES = frozenset(
     {
         "CHOWN",
         "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
         "FOWNER",
         "FSETID",
         "KILL",
@@ -93,7 +95,14 @@ def drop_for_guest() -> None:
     for number in to_drop():
         libc.prctl(libc.PR_CAPBSET_DROP, number)
     libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
-    libc.clear_inheritable_capabilities()  # root gains inheritable ∪ bounding at exec: keep it empty
+    libc.set_capabilities(None)  # root gains inheritable ∪ bounding at exec: keep it empty
+
+
+def become_unprivileged_now() -> None:
+    """Drop to the guest's capabilities at once, not only at the next exec: for a process about to
+    fork into a guest's PID namespace, where the guest's root could otherwise ptrace it."""
+    drop_for_guest()
+    libc.set_capabilities(sum(1 << CAP_NUMBERS[name] for name in GUEST_CAPABILITIES))
 
 
 def bounding_set_of(pid: int | str = "self") -> set[str]:

@@ -33,7 +33,11 @@ def _run(*command: str) -> str:
     return result.stdout
 
 
-def _mounted_source(mountpoint: str) -> str | None:
+def _mounted_source(mountpoint) -> str | None:
+    """The device mounted on `mountpoint` (compared resolved, as /proc shows it), or None."""
+    mountpoint = os.path.realpath(mountpoint)
+    if not os.path.ismount(mountpoint):
+        return None
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()

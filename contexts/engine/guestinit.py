@@ -77,12 +77,15 @@ def become_context(directory: str, run_id: str) -> None:
             rootfs.mount_lxcfs(root, boot["lxcfs"])
         rootfs.pivot_into(root)
 
+        init = boot["init"]
+        if not os.access(init[0], os.X_OK):
+            raise RuntimeError(f"{init[0]} is not an executable program in the guest")
         console = os.open("/dev/console", os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(console, fd)
         write_init_record(dir_fd, run_id, host_pid, starttime, "running")
-        become_guest_process()  # closes dir_fd and everything else from the host
-        init = boot["init"]
+        # dir_fd stays for a failure record below; it is close-on-exec, so init never holds it.
+        become_guest_process(keep_fds=(0, 1, 2, dir_fd))
         os.execve(init[0], init, boot["environment"])
     except BaseException as exc:
         try:

@@ -54,10 +54,12 @@ def guest_environment(term: str | None = None) -> dict[str, str]:
     return env
 
 
-def become_guest_process(keep_fds=(0, 1, 2)) -> None:
-    """Last steps before exec in a guest: guest capabilities, no host groups or descriptors."""
-    os.setgroups([])
-    capabilities.drop_for_guest()
+def become_guest_process(keep_fds=(0, 1, 2), drop_capabilities: bool = True) -> None:
+    """Last steps before exec in a guest: guest capabilities, no host groups or descriptors.
+    (`drop_capabilities=False` where the caller dropped them already, before entering the guest.)"""
+    if drop_capabilities:
+        os.setgroups([])
+        capabilities.drop_for_guest()
     reset_signals()
     for fd in [int(fd) for fd in os.listdir("/proc/self/fd")]:
         if fd not in keep_fds:

@@ -108,11 +108,14 @@ class _CapData(ctypes.Structure):
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-def clear_inheritable_capabilities() -> None:
-    """Empty this process's inheritable set, keeping effective and permitted (capget, then capset)."""
+def set_capabilities(mask: int | None) -> None:
+    """Empty the inheritable set and, given a mask, make the permitted and effective sets exactly it
+    (None keeps them). capget, then capset."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     _check(_libc.capget(ctypes.byref(header), data), "capget")
-    for half in data:
+    for i, half in enumerate(data):
         half.inheritable = 0
+        if mask is not None:
+            half.permitted = half.effective = (mask >> (32 * i)) & 0xFFFFFFFF
     _check(_libc.capset(ctypes.byref(header), data), "capset")

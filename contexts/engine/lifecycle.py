@@ -171,10 +171,11 @@ class Lifecycle:
         return config
 
     def destroy(self, name: str, timeout: float = 30.0) -> None:
-        config = self.state.config(name)
+        self.state.config(name)
         directory = self.state.context_dir(name)
         doomed = self.state.contexts / f".{name}.destroyed-{uuid.uuid4().hex[:8]}"
         with self.state.locked(name):
+            config = self.state.config(name)
             self._stop_locked(name, config, timeout)
             self._cgroups(config).remove(name)
             if config.get("disk_bytes"):
@@ -187,13 +188,23 @@ class Lifecycle:
     # start
 
     def start(self, name: str) -> dict:
-        config = self.state.config(name)
+        self.state.config(name)  # a clear error before waiting for the lock
         with self.state.locked(name):
+            config = self.state.config(name)  # what holds now: it may have changed while we waited
             if self._running(name):
                 raise InvalidState(f"Context {name} is already running.")
             return self._start_locked(name, config)
 
     def _start_locked(self, name: str, config: dict) -> dict:
+        try:
+            return self._launch(name, config)
+        except BaseException:
+            # Whatever step failed, leave no cgroup, namespace, veth or route behind.
+            self._cgroups(config).remove(name)
+            self._release_network(name, config)
+            raise
+
+    def _launch(self, name: str, config: dict) -> dict:
         directory = self.state.context_dir(name)
         limited = bool(config.get("disk_bytes"))
         if limited:
@@ -269,8 +280,9 @@ class Lifecycle:
 
     def stop(self, name: str, timeout: float = 30.0) -> bool:
         """Halt the context; True if it was running, False if there was nothing to stop."""
-        config = self.state.config(name)
+        self.state.config(name)  # a clear error before waiting for the lock
         with self.state.locked(name):
+            config = self.state.config(name)  # what holds now: it may have changed while we waited
             run_id = self.state.run_record(name).get("run_id")
             stopped = self._stop_locked(name, config, timeout)
         if stopped:
@@ -296,7 +308,7 @@ class Lifecycle:
             self._release_network(name, config)
             return False
         pid, starttime = init["pid"], init["starttime"]
-        self._ask_to_halt(name, config, pid)
+        self._ask_to_halt(name, config, pid, timeout)
         deadline = time.monotonic() + timeout
         while procinfo.is_alive(pid, starttime) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -309,19 +321,21 @@ class Lifecycle:
         self._release_network(name, config)
         return True
 
-    def _ask_to_halt(self, name: str, config: dict, pid: int) -> None:
+    def _ask_to_halt(self, name: str, config: dict, pid: int, timeout: float) -> None:
         how = HALT.get(config.get("init_style"), signal.SIGTERM)
         try:
             if isinstance(how, list):
-                self.run_inside(name, how, stdio=subprocess.DEVNULL)
+                # The guest controls that program: it gets the stop timeout at most, like init itself.
+                self.run_inside(name, how, stdio=subprocess.DEVNULL, timeout=max(1.0, timeout / 2))
             else:
                 os.kill(pid, how)
         except (OSError, EngineError):
             pass  # the timeout and SIGKILL follow
 
     def restart(self, name: str, timeout: float = 30.0) -> dict:
-        config = self.state.config(name)
+        self.state.config(name)  # a clear error before waiting for the lock
         with self.state.locked(name):
+            config = self.state.config(name)  # what holds now: it may have changed while we waited
             self._stop_locked(name, config, timeout)
             return self._start_locked(name, config)
 
@@ -395,7 +409,7 @@ class Lifecycle:
             raise InvalidState(f"Context {name} is not running.")
         return init["pid"], config
 
-    def run_inside(self, name: str, argv: list[str], stdio=None) -> int:
+    def run_inside(self, name: str, argv: list[str], stdio=None, timeout: float | None = None) -> int | None:
         """Run argv inside the context with the guest's capabilities; return its exit status."""
         if not argv:
             raise InvalidSpec("Give the command to run, e.g. exec NAME -- ps.")
@@ -407,10 +421,10 @@ class Lifecycle:
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-            guestproc.become_guest_process()
+            guestproc.become_guest_process(drop_capabilities=False)  # dropped before entering the guest
             os.execvpe(argv[0], argv, guestproc.guest_environment(term))
 
-        return namespaces.spawn_inside(pid, self._cgroups(config).procs_files(name), run)
+        return namespaces.spawn_inside(pid, self._cgroups(config).procs_files(name), run, timeout)
 
     def enter(self, name: str) -> int:
         """An interactive login shell inside, on a terminal of the guest's own; returns its exit status."""
@@ -434,8 +448,9 @@ class Lifecycle:
 
     def set_disk_limit(self, name: str, size: int) -> dict:
         """Change the guest's disk limit: raising works live, lowering needs it stopped."""
-        config = self.state.config(name)
+        self.state.config(name)  # a clear error before waiting for the lock
         with self.state.locked(name):
+            config = self.state.config(name)  # what holds now: it may have changed while we waited
             if not config.get("disk_bytes"):
                 raise InvalidState(
                     f"Context {name} was built without a disk limit; its files live on the host's file system. "
@@ -501,8 +516,9 @@ class Lifecycle:
 
     def set_limits(self, name: str, changes: dict) -> dict:
         """Change limits; a running context gets them at once, without a restart."""
-        config = self.state.config(name)
+        self.state.config(name)  # a clear error before waiting for the lock
         with self.state.locked(name):
+            config = self.state.config(name)  # what holds now: it may have changed while we waited
             limits = resources.validate(
                 (config.get("limits") or {}) | {k: v for k, v in changes.items() if v is not None}
             )
@@ -535,7 +551,7 @@ class Lifecycle:
             os.path.join(network.NETNS_DIR, network.netns_name(name))
         ):
             return
-        final = self._network(config).teardown(name, config["context_id"])
+        final = self._network(config).teardown(name, config["context_id"], config["addresses"])
         run = self.state.run_record(name)
         totals = run.get("net_totals") or {"net_out_bytes": 0, "net_in_bytes": 0}
         run["net_totals"] = {k: totals[k] + final[k] for k in totals}
@@ -552,8 +568,9 @@ class Lifecycle:
     def change_address(self, name: str, address: str, add: bool) -> dict:
         """Add or remove one address; a running guest gets the change at once."""
         (address,) = network.parse_addresses([address])
-        config = self.state.config(name)
+        self.state.config(name)
         with self.state.host_locked(), self.state.locked(name):
+            config = self.state.config(name)
             addresses = list(config["addresses"])
             if add:
                 if address in addresses:

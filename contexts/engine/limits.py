@@ -138,7 +138,8 @@ def settings(limits: dict, version: int, context_id: int, available: list[int], 
         out.append(("cpu.weight", str(weight)))
         out.append(("memory.high", str(high) if high else "max"))
         out.append(("memory.max", str(memory) if memory else "max"))
-        out.append(("memory.swap.max", str(swap) if swap is not None and memory else "max"))
+        # As on v1 (memsw = memory + swap): with a memory limit and no swap given, no swap.
+        out.append(("memory.swap.max", str(swap or 0) if memory else "max"))
         out.append(("pids.max", str(limits["pids"]) if "pids" in limits else "max"))
         if "io_weight" in limits:
             out.append(("io.weight", f"default {limits['io_weight']}"))

@@ -118,7 +118,7 @@ class Network:
         """Create the namespace, veth, addresses, routes, filters and shaping; return the namespace path."""
         from pyroute2 import netns
 
-        self.teardown(name, context_id)  # leftovers of a crashed run
+        self.teardown(name, context_id, addresses)  # leftovers of a crashed run
         nsname, ifname, peer = netns_name(name), host_ifname(context_id), f"ctx{context_id}g"
         netns.create(nsname)
         try:
@@ -158,7 +158,7 @@ class Network:
                 self._host_sysctl(key, "1")
             self._host_run(["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", ifname, addresses))
         except BaseException:
-            self.teardown(name, context_id)
+            self.teardown(name, context_id, addresses)
             raise
         return os.path.join(NETNS_DIR, nsname)
 
@@ -217,7 +217,7 @@ class Network:
             stats = host.get_links(found[0])[0].get_attr("IFLA_STATS64")
             return {"net_out_bytes": stats["rx_bytes"], "net_in_bytes": stats["tx_bytes"]}
 
-    def teardown(self, name: str, context_id: int) -> dict:
+    def teardown(self, name: str, context_id: int, addresses=()) -> dict:
         """Remove everything `setup` made; return the counters read just before the veth went."""
         from pyroute2 import netns
 
@@ -226,6 +226,13 @@ class Network:
             found = host.link_lookup(ifname=host_ifname(context_id))
             if found:
                 host.link("del", index=found[0])  # its peer, routes and qdiscs go with it
+            uplink = self._uplink(host)
+        for address in addresses:  # proxy entries live on the uplink: they outlive the veth
+            if uplink and ipaddress.ip_address(address).version == 6:
+                try:
+                    self._host_run(["ip", "-6", "neigh", "del", "proxy", address, "dev", uplink])
+                except EngineError:
+                    pass
         try:
             self._host_run(["nft", "-f", "-"], f"add table inet ctx_{context_id}\ndelete table inet ctx_{context_id}\n")
         except EngineError:

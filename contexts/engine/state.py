@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ContextNotFound, InvalidSpec, TemplateNotFound
-from .spec import check_name
+from .spec import NAME_PATTERN, check_name
 
 DEFAULT_STATE_DIR = "/var/lib/contexts"
 # Overlay mount options are comma-separated and use ':' between lower layers: paths must have neither.
@@ -20,7 +20,8 @@ _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 
 
 def state_dir_from(option: str | None) -> Path:
-    path = os.path.abspath(option or os.environ.get("CONTEXTS_STATE_DIR") or DEFAULT_STATE_DIR)
+    # realpath: mount points in /proc are resolved paths, and the disk images are found by them.
+    path = os.path.realpath(option or os.environ.get("CONTEXTS_STATE_DIR") or DEFAULT_STATE_DIR)
     if not _SAFE_PATH.match(path):
         raise InvalidSpec(f"State directory {path!r} may only contain letters, digits and . _ / + -")
     return Path(path)
@@ -75,7 +76,10 @@ class StateDir:
     def template_names(self) -> list[str]:
         if not self.templates.is_dir():
             return []
-        return sorted(p.name for p in self.templates.iterdir() if (p / "template.json").exists())
+        # Only real names: staging and doomed directories start with a dot.
+        return sorted(
+            p.name for p in self.templates.iterdir() if NAME_PATTERN.match(p.name) and (p / "template.json").exists()
+        )
 
     # Contexts
 
@@ -85,7 +89,9 @@ class StateDir:
     def context_names(self) -> list[str]:
         if not self.contexts.is_dir():
             return []
-        return sorted(p.name for p in self.contexts.iterdir() if (p / "config.json").exists())
+        return sorted(
+            p.name for p in self.contexts.iterdir() if NAME_PATTERN.match(p.name) and (p / "config.json").exists()
+        )
 
     def config(self, name: str) -> dict:
         config = read_json(self.context_dir(name) / "config.json")
@@ -99,9 +105,18 @@ class StateDir:
     def write_run_record(self, name: str, record: dict) -> None:
         write_json(self.context_dir(name) / "run.json", record)
 
+    @contextmanager
     def locked(self, name: str):
         """Serialise lifecycle changes of one context across processes (CLI, workers, supervisor)."""
-        return _flocked(self.context_dir(name) / "lock")
+        try:
+            lock = _flocked(self.context_dir(name) / "lock")
+            lock.__enter__()
+        except FileNotFoundError:
+            raise ContextNotFound(f"No context named {name!r}.") from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def host_locked(self):
         """Serialise what must be unique on the host, such as context names and ids."""

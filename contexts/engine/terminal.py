@@ -43,7 +43,7 @@ def shell_in_pty(sock: socket.socket, term: str):
         if slave > 2:
             os.close(slave)
         shell = login_shell()
-        become_guest_process()
+        become_guest_process(drop_capabilities=False)  # dropped before it entered the guest
         os.execve(shell, ["-" + os.path.basename(shell)], guest_environment(term))
 
     return run

@@ -89,6 +89,8 @@ def private_candidates(upper: str, lower: str, excludes):
     """Private files of a stopped guest that may move into its lower tree: not below an opaque or
     redirected directory (the lower tree is hidden there), and not where the lower has a directory."""
     lower_device = os.stat(lower).st_dev
+    if os.stat(upper).st_dev != lower_device:
+        return  # the private layer is in the guest's own disk image: its files cannot move into the lower tree
     for rel, st in regular_files(upper, excludes):
         parts = rel.split("/")
         ancestors = [os.path.join(upper, *parts[:i]) for i in range(1, len(parts))]
