@@ -31,3 +31,15 @@ def settle_memory_kib(seconds: float = 2.0) -> int:
 
 def median_ms(samples) -> str:
     return f"{statistics.median(samples) * 1000:7.1f} ms"
+
+
+def remove_everything(engine, tag: str) -> None:
+    """Destroy every context a benchmark made, its cgroup parent and its state directory."""
+    import shutil
+
+    from contexts.engine import cgroups
+
+    for name in engine.state.context_names():
+        engine.destroy(name, timeout=5)
+    cgroups.detect(tag).remove_parent()
+    shutil.rmtree(engine.state.root, ignore_errors=True)

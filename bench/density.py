@@ -8,14 +8,12 @@ Everything it makes lives in /tmp/contexts-density-PID and a cgroup of that name
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
-from common import median_ms, need_root, settle_memory_kib
-from contexts.engine import cgroups
+from common import median_ms, need_root, remove_everything, settle_memory_kib
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
 from contexts.engine.templates import Templates
@@ -68,10 +66,7 @@ def main() -> None:
         for process in sleepers:
             process.kill()
             process.wait()
-        for name in state.context_names():
-            engine.destroy(name, timeout=5)
-        cgroups.detect(tag).remove_parent()
-        shutil.rmtree(state.root, ignore_errors=True)
+        remove_everything(engine, tag)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ namespaces the benchmark creates (a stand-in host and a peer), removed at the en
 
 import argparse
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from attacks import A_ADDR, ATTACKS, B_ADDR, DISK, HOST_UP, INODES, PEER, PLAN, judge
 
-from common import ROOT, mem_available_kib, need_root
+from common import ROOT, mem_available_kib, need_root, remove_everything
 from contexts.engine import cgroups, libc
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
@@ -206,12 +205,9 @@ def main() -> None:
     finally:
         if echo:
             echo.kill()
-        for name in state.context_names():
-            engine.destroy(name, timeout=2)
-        cgroups.detect(tag).remove_parent()
+        remove_everything(engine, tag)
         netns.remove(host_ns)
         netns.remove(peer_ns)
-        shutil.rmtree(state.root, ignore_errors=True)
 
 
 ECHO_SERVER = """

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, mem_available_kib
-from contexts.engine import cgroups
+from common import ROOT, mem_available_kib, remove_everything
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
 from contexts.engine.templates import Templates
@@ -198,10 +197,7 @@ def main() -> None:
         for name in names:
             engine.stop(name, timeout=5)
     finally:
-        for name in state.context_names():
-            engine.destroy(name, timeout=5)
-        cgroups.detect(tag).remove_parent()
-        shutil.rmtree(state.root, ignore_errors=True)
+        remove_everything(engine, tag)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from contexts.models import Host, IPPool, Template
+from customers import services as customer_services
 from customers.models import Customer, Plan, User
 
 
@@ -76,7 +77,15 @@ def world(db):
     staff = User.objects.create_user(
         "admin", "admin@example.net", "correct-horse-battery", is_staff=True, is_superuser=True
     )
-    return type("World", (), dict(host=host, template=template, v4=v4, v6=v6, plan=plan, staff=staff))
+    world = type("World", (), dict(host=host, template=template, v4=v4, v6=v6, plan=plan, staff=staff))
+
+    def provision(name, email, hostname, **overrides):
+        """A new account with a server through the service, staff acting; keywords override."""
+        values = dict(name=name, email=email, plan=plan, template=template, hostname=hostname, actor=staff)
+        return customer_services.provision_account(**values | overrides)
+
+    world.provision = staticmethod(provision)
+    return world
 
 
 @pytest.fixture

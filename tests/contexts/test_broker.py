@@ -9,7 +9,6 @@ from kombu import Connection
 from contexts.choices import OperationKind
 from contexts.exceptions import InvalidRequest
 from contexts.tasks import HOST_OPERATION_TASK
-from customers import services
 from tests.conftest import require
 
 
@@ -29,14 +28,7 @@ def test_create_lands_on_the_host_queue_with_a_complete_spec(redis_broker, world
     queue.clear()
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            result = services.provision_account(
-                name="Alice",
-                email="alice@example.com",
-                plan=world.plan,
-                template=world.template,
-                hostname="www.example.com",
-                actor=world.staff,
-            )
+            result = world.provision("Alice", "alice@example.com", "www.example.com")
         assert len(callbacks) == 1
         message = queue.get(timeout=5)
         message.ack()
@@ -74,14 +66,7 @@ def test_nothing_is_sent_when_the_transaction_fails(redis_broker, world, django_
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             with pytest.raises(InvalidRequest):
-                services.provision_account(
-                    name="Alice",
-                    email="bad",
-                    plan=world.plan,
-                    template=world.template,
-                    hostname="www.example.com",
-                    actor=world.staff,
-                )
+                world.provision("Alice", "bad", "www.example.com")
         assert callbacks == []
         with pytest.raises(queue.Empty):
             queue.get(block=False)

@@ -6,7 +6,6 @@ from django.urls import reverse
 
 from contexts.models import IPAddress
 from contexts.tasks import record_outcome
-from customers import services
 from tests.conftest import make_pool
 
 
@@ -37,14 +36,7 @@ def test_address_must_be_inside_its_pool(world):
 
 
 def test_assigned_addresses_cannot_be_edited_or_deleted_in_admin(client, world):
-    result = services.provision_account(
-        name="A",
-        email="a@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="a.example",
-        actor=world.staff,
-    )
+    result = world.provision("A", "a@example.com", "a.example")
     client.force_login(world.staff)
     address = result.server.addresses.get(pool=world.v4)
     response = client.post(reverse("admin:contexts_ipaddress_delete", args=[address.pk]), {"post": "yes"})
@@ -56,14 +48,7 @@ def test_assigned_addresses_cannot_be_edited_or_deleted_in_admin(client, world):
 
 
 def test_record_outcome_task_finishes_the_operation(world):
-    result = services.provision_account(
-        name="A",
-        email="a@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="a.example",
-        actor=world.staff,
-    )
+    result = world.provision("A", "a@example.com", "a.example")
     record_outcome.apply(args=[{"operation": str(result.operation.pk), "ok": False, "error": "no such template"}])
     result.operation.refresh_from_db()
     result.server.refresh_from_db()

@@ -9,7 +9,6 @@ from django.urls import reverse
 
 from contexts import services as server_services
 from contexts.models import Operation
-from customers import services
 from customers.models import UsageRecord
 from panel.models import AuditEvent
 
@@ -22,14 +21,7 @@ def admin_client(client, world):
 
 @pytest.fixture
 def running_account(world):
-    result = services.provision_account(
-        name="Alice Ltd",
-        email="alice@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="www.alice.example",
-        actor=world.staff,
-    )
+    result = world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
     server_services.finish_operation(result.operation.pk, ok=True)
     return result
 
@@ -79,14 +71,7 @@ def test_customer_page_shows_servers_inline(admin_client, running_account):
 
 
 def test_usage_records_filter_and_export_as_csv(admin_client, world, running_account):
-    other = services.provision_account(
-        name="Bob",
-        email="bob@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="bob.example",
-        actor=world.staff,
-    )
+    other = world.provision("Bob", "bob@example.com", "bob.example")
     for server, month in ((running_account.server, 10), (running_account.server, 11), (other.server, 11)):
         UsageRecord.objects.create(
             server=server,

@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from contexts.models import VirtualServer
-from customers import services
 from customers.models import Customer
 from tests.conftest import make_plan
 
@@ -19,14 +18,7 @@ def staff_client(client, world):
 
 @pytest.fixture
 def account(world):
-    return services.provision_account(
-        name="Alice Ltd",
-        email="alice@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="www.alice.example",
-        actor=world.staff,
-    )
+    return world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
 
 
 @pytest.mark.parametrize("page", STAFF_PAGES)
@@ -125,14 +117,7 @@ def test_inactive_plans_are_not_offered(staff_client, world):
 
 
 def test_customer_and_server_search(staff_client, world, account):
-    services.provision_account(
-        name="Bob Corp",
-        email="bob@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="mail.bob.example",
-        actor=world.staff,
-    )
+    world.provision("Bob Corp", "bob@example.com", "mail.bob.example")
     page = staff_client.get(reverse("customer-list"), {"q": "alice"}).content.decode()
     assert "Alice Ltd" in page and "Bob Corp" not in page
     page = staff_client.get(reverse("customer-list"), {"q": "mail.bob"}).content.decode()
@@ -158,14 +143,7 @@ def test_customer_billing_buttons_use_the_services(staff_client, world, account)
 
 
 def test_customers_see_only_their_own_servers(client, world, account):
-    other = services.provision_account(
-        name="Mallory",
-        email="mallory@example.com",
-        plan=world.plan,
-        template=world.template,
-        hostname="evil.example",
-        actor=world.staff,
-    )
+    other = world.provision("Mallory", "mallory@example.com", "evil.example")
     client.force_login(account.login)
     page = client.get(reverse("server-list")).content.decode()
     assert "www.alice.example" in page and "evil.example" not in page
