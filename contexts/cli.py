@@ -357,3 +357,8 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # netlink, subprocess and other library errors: still one line
+        if os.environ.get("CONTEXTS_DEBUG"):
+            raise
+        print(f"contexts: error: {type(exc).__name__}: {exc} (CONTEXTS_DEBUG=1 shows where)", file=sys.stderr)
+        return 1
