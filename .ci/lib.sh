@@ -70,6 +70,8 @@ ensure_lxcfs() {
   if [ -f /var/lib/lxcfs/proc/meminfo ]; then return 0; fi
   is_root || { log "lxcfs is not running; guests will see the host's /proc/meminfo"; return 0; }
   log "Starting lxcfs on /var/lib/lxcfs"
+  # A lxcfs that was killed leaves its FUSE mount behind, dead: clear it first.
+  if grep -q " /var/lib/lxcfs " /proc/mounts; then umount -l /var/lib/lxcfs || true; fi
   mkdir -p /var/lib/lxcfs
   setsid lxcfs /var/lib/lxcfs </dev/null >>/var/log/lxcfs.log 2>&1 &
   for _ in $(seq 50); do [ -f /var/lib/lxcfs/proc/meminfo ] && return 0; sleep 0.1; done
