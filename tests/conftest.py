@@ -96,3 +96,9 @@ def customer_login(db):
         return customer, login
 
     return make
+
+
+@pytest.fixture
+def staff_client(client, world):
+    client.force_login(world.staff)
+    return client

@@ -14,12 +14,6 @@ from panel.models import AuditEvent
 
 
 @pytest.fixture
-def admin_client(client, world):
-    client.force_login(world.staff)
-    return client
-
-
-@pytest.fixture
 def running_account(world):
     result = world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
     server_services.finish_operation(result.operation.pk, ok=True)
@@ -34,9 +28,9 @@ def run_action(client, model, action, pks):
     )
 
 
-def test_suspend_unsuspend_terminate_actions_use_the_services_and_the_audit_log(admin_client, world, running_account):
+def test_suspend_unsuspend_terminate_actions_use_the_services_and_the_audit_log(staff_client, world, running_account):
     customer = running_account.customer
-    response = run_action(admin_client, "customers_customer", "suspend_customer", [customer.pk])
+    response = run_action(staff_client, "customers_customer", "suspend_customer", [customer.pk])
     assert "1 customer(s) suspended" in response.content.decode()
     customer.refresh_from_db()
     assert customer.billing_state == "suspended"
@@ -44,33 +38,33 @@ def test_suspend_unsuspend_terminate_actions_use_the_services_and_the_audit_log(
     assert (event.actor, event.from_state, event.to_state) == (world.staff, "active", "suspended")
 
     # The suspend operation is still queued: terminating now is refused by name, nothing changes.
-    response = run_action(admin_client, "customers_customer", "terminate_customer", [customer.pk])
+    response = run_action(staff_client, "customers_customer", "terminate_customer", [customer.pk])
     assert "busy with another operation" in response.content.decode()
     customer.refresh_from_db()
     assert customer.billing_state == "suspended"
 
     for op in Operation.objects.filter(status="queued"):
         server_services.finish_operation(op.pk, ok=True)
-    run_action(admin_client, "customers_customer", "unsuspend_customer", [customer.pk])
+    run_action(staff_client, "customers_customer", "unsuspend_customer", [customer.pk])
     customer.refresh_from_db()
     assert customer.billing_state == "active"
     for op in Operation.objects.filter(status="queued"):
         server_services.finish_operation(op.pk, ok=True)
-    response = run_action(admin_client, "customers_customer", "terminate_customer", [customer.pk])
+    response = run_action(staff_client, "customers_customer", "terminate_customer", [customer.pk])
     assert "1 customer(s) terminated" in response.content.decode()
     customer.refresh_from_db()
     assert customer.billing_state == "terminated"
     assert Operation.objects.filter(kind="destroy", requested_by=world.staff).count() == 1
 
 
-def test_customer_page_shows_servers_inline(admin_client, running_account):
-    page = admin_client.get(
+def test_customer_page_shows_servers_inline(staff_client, running_account):
+    page = staff_client.get(
         reverse("admin:customers_customer_change", args=[running_account.customer.pk])
     ).content.decode()
     assert "www.alice.example" in page and "alice@example.com" in page
 
 
-def test_usage_records_filter_and_export_as_csv(admin_client, world, running_account):
+def test_usage_records_filter_and_export_as_csv(staff_client, world, running_account):
     other = world.provision("Bob", "bob@example.com", "bob.example")
     for server, month in ((running_account.server, 10), (running_account.server, 11), (other.server, 11)):
         UsageRecord.objects.create(
@@ -84,12 +78,12 @@ def test_usage_records_filter_and_export_as_csv(admin_client, world, running_acc
             traffic_out_bytes=20,
         )
     url = reverse("admin:customers_usagerecord_changelist")
-    page = admin_client.get(
+    page = staff_client.get(
         url, {"server__customer__id__exact": running_account.customer.pk, "period_start": "2026-11-01"}
     )
     assert page.context["cl"].result_count == 1
     records = UsageRecord.objects.filter(period_start="2026-11-01").order_by("server__customer__name")
-    response = admin_client.post(url, {"action": "export", "_selected_action": [r.pk for r in records]})
+    response = staff_client.post(url, {"action": "export", "_selected_action": [r.pk for r in records]})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert sorted((r["customer"], r["period_start"], r["cpu_seconds"]) for r in rows) == [
@@ -100,26 +94,26 @@ def test_usage_records_filter_and_export_as_csv(admin_client, world, running_acc
 
 
 @pytest.mark.parametrize("model", ["contexts_operation", "panel_auditevent", "customers_usagerecord"])
-def test_records_written_by_services_are_read_only(admin_client, running_account, model):
-    add = admin_client.get(reverse(f"admin:{model}_add"))
+def test_records_written_by_services_are_read_only(staff_client, running_account, model):
+    add = staff_client.get(reverse(f"admin:{model}_add"))
     assert add.status_code == 403
-    listing = admin_client.get(reverse(f"admin:{model}_changelist"))
+    listing = staff_client.get(reverse(f"admin:{model}_changelist"))
     assert listing.status_code == 200
 
 
-def test_operation_detail_cannot_be_changed(admin_client, running_account):
+def test_operation_detail_cannot_be_changed(staff_client, running_account):
     url = reverse("admin:contexts_operation_change", args=[running_account.operation.pk])
-    response = admin_client.post(url, {"status": "failed"})
+    response = staff_client.post(url, {"status": "failed"})
     assert response.status_code == 403
     running_account.operation.refresh_from_db()
     assert running_account.operation.status == "succeeded"
 
 
-def test_server_admin_actions_queue_operations(admin_client, world, running_account):
+def test_server_admin_actions_queue_operations(staff_client, world, running_account):
     server = running_account.server
-    response = run_action(admin_client, "contexts_virtualserver", "server_stop", [server.pk])
+    response = run_action(staff_client, "contexts_virtualserver", "server_stop", [server.pk])
     assert "1 stop operation(s) queued" in response.content.decode()
-    response = run_action(admin_client, "contexts_virtualserver", "server_start", [server.pk])
+    response = run_action(staff_client, "contexts_virtualserver", "server_start", [server.pk])
     assert "busy" in response.content.decode()
 
 

@@ -2,7 +2,6 @@
 session fixture) and a peer behind its uplink. No address is added and no packet sent elsewhere."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -103,7 +102,7 @@ for source in sys.argv[2:]:
 """
 
 
-def test_guest_reaches_peer_and_peer_reaches_guest(engine, make_context, peer):
+def test_guest_reaches_peer_and_peer_reaches_guest(engine, make_context, peer, cli):
     name = make_context(addresses=[GUEST4, GUEST6])
     listener = in_netns(peer, RECEIVE, PEER4, 9000, background=True)
     time.sleep(0.3)
@@ -115,7 +114,7 @@ def test_guest_reaches_peer_and_peer_reaches_guest(engine, make_context, peer):
     assert json.loads(listener.communicate(timeout=20)[0])["from"] == GUEST6
     # The other way: the peer connects to the guest's address through the host's proxy ARP.
     server = subprocess.Popen(
-        [*_exec(engine, name), "/bin/sh", "-c", "nc -l -p 8080 > /tmp/got"], env=_env(engine), cwd=os.getcwd()
+        [*cli.argv, "exec", name, "--", "/bin/sh", "-c", "nc -l -p 8080 > /tmp/got"], env=cli.env, cwd=cli.cwd
     )
     time.sleep(0.5)
     in_netns(peer, f"import socket; socket.create_connection(('{GUEST4}', 8080), timeout=5).sendall(b'ping')")
@@ -144,21 +143,29 @@ def measured_mbit(engine, name, counter: str, start: float, end: float) -> float
     return (engine.usage(name)[counter] - first) * 8 / (end - start) / 1e6
 
 
-def test_rate_limit_and_counters_that_survive_a_restart(engine, make_context, peer):
+def start_upload(cli, name, peer, port: int, size: int):
+    """The peer listens, the guest sends `size` bytes to it: (listener, sender), both running."""
+    listener = in_netns(peer, RECEIVE, PEER4, port, background=True)
+    time.sleep(0.3)
+    script = f"head -c {size} /dev/zero | nc {PEER4} {port}"
+    return listener, subprocess.Popen(
+        [*cli.argv, "exec", name, "--", "/bin/sh", "-c", script], env=cli.env, cwd=cli.cwd
+    )
+
+
+def test_rate_limit_and_counters_that_survive_a_restart(engine, make_context, peer, cli):
     name = make_context(addresses=[GUEST4], limits={"rate_mbit": 8})
     size = 5_000_000  # five seconds at 8 Mbit/s
-    listener = in_netns(peer, RECEIVE, PEER4, 9002, background=True)
-    time.sleep(0.3)
-    upload = subprocess.Popen(
-        [*_exec(engine, name), "/bin/sh", "-c", f"head -c {size} /dev/zero | nc {PEER4} 9002"], env=_env(engine)
-    )
+    listener, upload = start_upload(cli, name, peer, 9002, size)
     assert 8 * 0.85 <= measured_mbit(engine, name, "net_out_bytes", 1, 3.5) <= 8 * 1.15
     upload.wait(timeout=30)
     assert json.loads(listener.communicate(timeout=30)[0])["bytes"] == size
     sent = engine.usage(name)["net_out_bytes"]
     assert size <= sent <= size * 1.1  # payload plus TCP/IP headers
 
-    server = subprocess.Popen([*_exec(engine, name), "/bin/sh", "-c", "nc -l -p 9100 > /dev/null"], env=_env(engine))
+    server = subprocess.Popen(
+        [*cli.argv, "exec", name, "--", "/bin/sh", "-c", "nc -l -p 9100 > /dev/null"], env=cli.env, cwd=cli.cwd
+    )
     time.sleep(0.5)
     download = in_netns(peer, SEND, GUEST4, 9100, size, background=True)
     assert 8 * 0.85 <= measured_mbit(engine, name, "net_in_bytes", 1, 3.5) <= 8 * 1.15
@@ -171,11 +178,7 @@ def test_rate_limit_and_counters_that_survive_a_restart(engine, make_context, pe
     after = engine.usage(name)
     assert after["net_out_bytes"] >= sent and after["net_in_bytes"] >= received  # kept across the restart
     engine.set_limits(name, {"rate_mbit": 16})  # live
-    listener = in_netns(peer, RECEIVE, PEER4, 9003, background=True)
-    time.sleep(0.3)
-    upload = subprocess.Popen(
-        [*_exec(engine, name), "/bin/sh", "-c", f"head -c {2 * size} /dev/zero | nc {PEER4} 9003"], env=_env(engine)
-    )
+    listener, upload = start_upload(cli, name, peer, 9003, 2 * size)
     assert 16 * 0.85 <= measured_mbit(engine, name, "net_out_bytes", 1, 3.5) <= 16 * 1.15
     upload.wait(timeout=30)
     listener.communicate(timeout=30)
@@ -199,15 +202,3 @@ def test_addresses_change_live_and_bad_ones_are_refused(engine, make_context, pe
     with pytest.raises(InvalidSpec, match="already belongs"):
         engine.build(f"t-{uuid.uuid4().hex[:8]}", engine.state.config(other)["template"], addresses=[GUEST4])
     assert engine.state.config(name)["addresses"] == [GUEST4]
-
-
-def _env(engine):
-    return os.environ | {
-        "CONTEXTS_STATE_DIR": str(engine.state.root),
-        "CONTEXTS_CGROUP_PARENT": engine.cgroup_parent,
-        "CONTEXTS_HOST_NETNS": engine.host_netns,
-    }
-
-
-def _exec(engine, name):
-    return [sys.executable, "-m", "contexts", "exec", name, "--"]

@@ -11,12 +11,6 @@ STAFF_PAGES = ["dashboard", "provision", "customer-list"]
 
 
 @pytest.fixture
-def staff_client(client, world):
-    client.force_login(world.staff)
-    return client
-
-
-@pytest.fixture
 def account(world):
     return world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
 
