@@ -7,7 +7,15 @@ the attack stopped at A's limits, read from what the kernel reports for A.
 import os
 import time
 
-PLAN = {"cpus": 0.5, "memory_bytes": 128 * 2**20, "swap_bytes": 0, "pids": 64, "rate_mbit": 20}
+PLAN = {
+    "cpus": 0.5,
+    "memory_bytes": 128 * 2**20,
+    "swap_bytes": 0,
+    "pids": 64,
+    "rate_mbit": 20,
+    "io_read_bps": 50 * 2**20,
+    "io_write_bps": 20 * 2**20,
+}
 DISK = 256 * 2**20
 INODES = 16384
 A_ADDR, B_ADDR, PEER, HOST_UP = "198.51.100.10", "198.51.100.11", "198.51.100.2", "198.51.100.1"

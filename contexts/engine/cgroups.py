@@ -161,6 +161,10 @@ class Cgroups(ABC):
     def usage(self, name: str) -> dict:
         """CPU seconds, memory current and peak, processes, IO bytes and OOM kills."""
 
+    def cap_device_writeback(self, pairs: list[tuple[str, str]]) -> None:
+        """Extra step for hosts where the guest's writeback is not charged to its cgroup (v1)."""
+        return  # v2 charges writeback to the group that dirtied the pages
+
     def remove_parent(self) -> None:
         for directory in self.directories(""):
             _rmdir(directory.rstrip("/"))
@@ -188,6 +192,16 @@ class CgroupsV1(Cgroups):
         if any(f == "memory.limit_in_bytes" for f, _ in pairs) and os.path.exists(memsw):
             _write(memsw, "-1")
         super().apply(name, pairs)
+
+    def cap_device_writeback(self, pairs: list[tuple[str, str]]) -> None:
+        """v1 charges buffered writeback to the root group (the flusher threads), not to the guest that
+        dirtied the pages, so caps in the guest's group miss it. A guest's own loop device carries
+        only that guest's IO: the same caps on it in the root group catch its writeback too."""
+        root = self.hierarchies.get("blkio")
+        for filename, value in pairs:
+            path = os.path.join(root, filename) if root else ""
+            if filename.startswith("blkio.throttle.") and os.path.exists(path):
+                _write(path, value)
 
     def usage(self, name: str) -> dict:
         cpu_ns = self.read(name, "cpuacct.usage")

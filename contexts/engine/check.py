@@ -56,8 +56,9 @@ def run() -> dict:
             cg.version == 2,
             "cgroup v2: buffered writes are charged to the guest that made them"
             if cg.version == 2
-            else "cgroup v1 cannot charge buffered writeback to the writer: one guest filling the disk slows "
-            "its neighbours' writes (bench/noisy.py measures it)",
+            else "cgroup v1 charges buffered writeback to the root group, not the writer: guests with a disk "
+            "limit are held to their write rate on their own loop device, guests without one are not, and "
+            "the kernel's writeback threads run outside every guest's CPU cap (bench/noisy.py measures it)",
             "boot the host with the unified hierarchy (systemd.unified_cgroup_hierarchy=1, or cgroup_no_v1=all)",
             required=False,
         )
@@ -74,7 +75,14 @@ def run() -> dict:
         "user namespaces per guest would separate them",
         required=False,
     )
-    for program, package in (("unshare", "util-linux"), ("setsid", "util-linux"), ("tar", "tar")):
+    for program, package in (
+        ("unshare", "util-linux"),
+        ("setsid", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("tar", "tar"),
+        ("nft", "nftables"),
+        ("mkfs.ext4", "e2fsprogs"),
+    ):
         path = shutil.which(program)
         add(program, path, path or "missing", f"apt-get install {package}")
     add(

@@ -75,6 +75,16 @@ def ensure_mounted(directory) -> None:
     _run("mount", "-o", "loop,nodev", "-t", "ext4", os.path.join(directory, IMAGE), mountpoint)
 
 
+def device(directory) -> str | None:
+    """MAJ:MIN of the loop device holding the guest's image while it is mounted: only this guest's
+    IO passes through it, so IO caps on it limit exactly this guest."""
+    source = _mounted_source(os.path.join(directory, MOUNT))
+    if not source or not source.startswith("/dev/loop"):
+        return None
+    st = os.stat(source)
+    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+
 def unmount(directory) -> None:
     mountpoint = os.path.join(directory, MOUNT)
     if _mounted_source(mountpoint):

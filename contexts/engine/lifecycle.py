@@ -179,6 +179,7 @@ class Lifecycle:
             self._stop_locked(name, config, timeout)
             self._cgroups(config).remove(name)
             if config.get("disk_bytes"):
+                self._uncap_device(name, config, self._cgroups(config))
                 diskimage.unmount(directory)
             # Out of sight in one step, so the exiting supervisor or another CLI finds nothing half-removed.
             os.rename(directory, doomed)
@@ -213,7 +214,7 @@ class Lifecycle:
         cg = self._cgroups(config)
         cg.remove(name)  # anything left from a crashed run goes first
         cg.create(name)
-        cg.apply(name, self._settings(config, cg))
+        self._apply_limits(name, config, cg)
         netns_path = None
         if self._wants_network(config):
             netns_path = self._network(config).setup(
@@ -505,14 +506,26 @@ class Lifecycle:
 
     # resource limits
 
-    def _settings(self, config: dict, cg) -> list:
-        return resources.settings(
-            config.get("limits") or {},
-            cg.version,
-            config["context_id"],
-            resources.host_cpus(),
-            resources.io_device_of(self.state.contexts),
+    def _io_device(self, name: str, config: dict) -> str | None:
+        if config.get("disk_bytes"):
+            return diskimage.device(self.state.context_dir(name))
+        return resources.io_device_of(self.state.contexts)
+
+    def _apply_limits(self, name: str, config: dict, cg) -> None:
+        device = self._io_device(name, config)
+        pairs = resources.settings(
+            config.get("limits") or {}, cg.version, config["context_id"], resources.host_cpus(), device
         )
+        cg.apply(name, pairs)
+        if config.get("disk_bytes") and device:
+            cg.cap_device_writeback([(f, v) for f, v in pairs if v.startswith(device + " ")])
+
+    def _uncap_device(self, name: str, config: dict, cg) -> None:
+        """Clear a guest's root-group caps on its loop device before another guest may get that device."""
+        device = config.get("disk_bytes") and diskimage.device(self.state.context_dir(name))
+        if device:
+            caps = resources.settings({}, cg.version, config["context_id"], resources.host_cpus(), device)
+            cg.cap_device_writeback([(f, v) for f, v in caps if v.startswith(device + " ")])
 
     def set_limits(self, name: str, changes: dict) -> dict:
         """Change limits; a running context gets them at once, without a restart."""
@@ -524,8 +537,7 @@ class Lifecycle:
             )
             config["limits"] = limits
             if self._running(name):
-                cg = self._cgroups(config)
-                cg.apply(name, self._settings(config, cg))
+                self._apply_limits(name, config, self._cgroups(config))
                 if "rate_mbit" in changes:
                     if not os.path.exists(os.path.join(network.NETNS_DIR, network.netns_name(name))):
                         raise InvalidState(f"{name} runs without a network: restart it to apply a rate.")

@@ -97,3 +97,27 @@ def test_bad_limits_are_refused_and_change_nothing(engine, make_context, limits,
     with pytest.raises(InvalidSpec, match=message):
         engine.set_limits(name, limits)
     assert engine.state.config(name)["limits"] == {"cpus": 0.5}
+
+
+def test_disk_write_rate_holds_for_buffered_writeback(engine, make_context):
+    """Writeback of a guest's dirty pages is held to its write rate, even when the host flushes it
+    (cgroup v1 charges that to the root group: the engine caps the guest's own loop device there)."""
+    from contexts.engine import disk
+
+    rate = 8 * MiB
+    name = make_context(disk=256 * MiB, limits={"io_write_bps": rate})
+    directory = engine.state.context_dir(name)
+    device = disk.device(directory)
+    assert device, "a guest with a disk limit has a loop device of its own"
+    inside(engine, name, "dd if=/dev/zero of=/root/dirty bs=1M count=24 2>/dev/null")
+    start = time.monotonic()
+    subprocess.run(["sync", "--file-system", str(directory / disk.MOUNT)], check=True, timeout=60)
+    seconds = time.monotonic() - start
+    assert seconds > 24 * MiB / rate * 0.6, f"24 MiB reached the disk in {seconds:.2f} s, past the 8 MiB/s cap"
+    engine.destroy(name, timeout=2)
+    for path in ("/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device",):
+        try:
+            with open(path) as f:
+                assert not any(line.startswith(device + " ") for line in f), "the cap outlived the guest"
+        except FileNotFoundError:
+            pass
