@@ -16,7 +16,20 @@ import time
 import uuid
 from pathlib import Path
 
-from . import cgroups, clone, diskusage, guestproc, namespaces, network, procinfo, terminal
+from . import (
+    cgroups,
+    clone,
+    diskusage,
+    guestfiles,
+    guestproc,
+    libc,
+    namespaces,
+    network,
+    procinfo,
+    rootfs,
+    safefile,
+    terminal,
+)
 from . import check as host_check
 from . import disk as diskimage
 from . import limits as resources
@@ -104,6 +117,7 @@ class Lifecycle:
         disk: int | None = None,
         inodes: int | None = None,
         limits: dict | None = None,
+        origin: str | None = None,
     ) -> dict:
         """Create a context: a hard-link clone of the template as its read-only lower layer, an empty
         private layer (in an image of `disk` bytes when given), and its configuration."""
@@ -158,6 +172,7 @@ class Lifecycle:
                 "disk_bytes": disk,
                 "inodes": inodes,
                 "limits": limits,
+                "origin": origin,  # the operation that built it, so a redelivered one is recognised
             }
             write_json(staging / "config.json", config)
             os.rename(staging, directory)
@@ -446,6 +461,64 @@ class Lifecycle:
         finally:
             os.close(fds[0])
         return namespaces.wait_status(child)
+
+    # files and names inside the guest
+
+    @contextlib.contextmanager
+    def _guest_root(self, name: str, config: dict):
+        """The guest's root as the guest sees it, for editing files (caller holds the context's lock).
+
+        A running guest's files are reached through its init's root, so copy-up happens as usual; a
+        stopped guest's layers are mounted for the moment (nodev, nosuid), never written underneath."""
+        init = self._running(name)
+        if init and init["state"] == "running":
+            yield f"/proc/{init['pid']}/root/"
+            return
+        directory = self.state.context_dir(name)
+        limited = bool(config.get("disk_bytes"))
+        if limited:
+            diskimage.ensure_mounted(directory)
+        upper, work = diskimage.layers(directory, limited)
+        target = str(directory / "rootfs")
+        rootfs.mount_overlay(str(directory / "lower"), upper, work, target, libc.MS_NODEV | libc.MS_NOSUID)
+        try:
+            yield target
+        finally:
+            libc.umount2(target)
+
+    def set_hostname(self, name: str, hostname: str) -> dict:
+        """Rename the guest: its configuration, /etc/hostname and /etc/hosts, and live in its UTS namespace."""
+        hostname = check_hostname(hostname)
+        self.state.config(name)
+        with self.state.locked(name):
+            config = self.state.config(name)
+            config["hostname"] = hostname
+            write_json(self.state.context_dir(name) / "config.json", config)
+            with self._guest_root(name, config) as root:
+                safefile.write_file(root, "etc/hostname", hostname + "\n")
+                safefile.write_file(root, "etc/hosts", hosts_file(hostname))
+            init = self._running(name)
+            if init and init["state"] == "running":
+                namespaces.set_hostname_of(init["pid"], hostname)
+        return self.status(name)
+
+    def set_root_password(self, name: str, password_hash: str) -> None:
+        """Write root's password (a crypt hash) into the guest's /etc/shadow."""
+        guestfiles.check_password_hash(password_hash)
+        self.state.config(name)
+        with self.state.locked(name):
+            config = self.state.config(name)
+            with self._guest_root(name, config) as root:
+                guestfiles.set_root_password(root, password_hash)
+
+    def set_ssh_keys(self, name: str, keys: list[str]) -> None:
+        """Replace root's authorized_keys in the guest."""
+        keys = guestfiles.check_ssh_keys(keys)
+        self.state.config(name)
+        with self.state.locked(name):
+            config = self.state.config(name)
+            with self._guest_root(name, config) as root:
+                guestfiles.set_root_ssh_keys(root, keys)
 
     def set_disk_limit(self, name: str, size: int) -> dict:
         """Change the guest's disk limit: raising works live, lowering needs it stopped."""

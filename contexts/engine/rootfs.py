@@ -44,8 +44,8 @@ def make_private() -> None:
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
 
 
-def mount_overlay(lower: str, upper: str, work: str, target: str) -> None:
-    libc.mount("overlay", target, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
+def mount_overlay(lower: str, upper: str, work: str, target: str, flags: int = 0) -> None:
+    libc.mount("overlay", target, "overlay", flags, f"lowerdir={lower},upperdir={upper},workdir={work}")
 
 
 def _bind_read_only(path: str) -> None:

@@ -25,7 +25,7 @@ def _parts(relpath: str) -> tuple[str, ...]:
     return parts
 
 
-def _open_dir(root: str | os.PathLike, parts, create: bool) -> int:
+def open_dir(root: str | os.PathLike, parts, create: bool) -> int:
     fd = os.open(root, _DIR_FLAGS)
     try:
         for part in parts:
@@ -53,7 +53,7 @@ def write_file(root, relpath: str, data: bytes | str, mode: int = 0o644, uid: in
     parts = _parts(relpath)
     if isinstance(data, str):
         data = data.encode()
-    dir_fd = _open_dir(root, parts[:-1], create=True)
+    dir_fd = open_dir(root, parts[:-1], create=True)
     tmp = f".{parts[-1]}.{os.urandom(6).hex()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
@@ -79,7 +79,7 @@ def read_file(root, relpath: str, limit: int = 1 << 20) -> bytes | None:
     """ROOT/RELPATH's contents, or None if it does not exist or is not a regular file."""
     parts = _parts(relpath)
     try:
-        dir_fd = _open_dir(root, parts[:-1], create=False)
+        dir_fd = open_dir(root, parts[:-1], create=False)
     except (FileNotFoundError, UnsafePath):
         return None
     try:
