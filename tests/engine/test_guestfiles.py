@@ -7,6 +7,7 @@ import pytest
 
 from contexts.engine import guestfiles
 from contexts.engine.errors import InvalidSpec
+from contexts.engine.safefile import UnsafePath
 from tests.engine.conftest import inside
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm1c2VyLWtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAw alice@laptop"
@@ -69,6 +70,6 @@ def test_a_guest_symlink_does_not_redirect_the_write(engine, make_context, tmp_p
     outside = tmp_path / "victim"
     outside.write_text("host file\n")
     inside(engine, name, f"rm -rf /root/.ssh; ln -s {outside} /root/.ssh")
-    with pytest.raises(Exception):
+    with pytest.raises(UnsafePath):
         engine.set_ssh_keys(name, [KEY])
     assert outside.read_text() == "host file\n"
