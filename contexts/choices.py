@@ -32,6 +32,9 @@ class OperationKind(models.TextChoices):
     SUSPEND = "suspend", "Suspend"
     UNSUSPEND = "unsuspend", "Unsuspend"
     CHANGE_PLAN = "change_plan", "Change plan"
+    HOSTNAME = "hostname", "Change hostname"
+    PASSWORD = "password", "Reset root password"
+    SSH_KEYS = "ssh_keys", "Set SSH keys"
     DESTROY = "destroy", "Destroy"
 
 

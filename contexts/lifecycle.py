@@ -106,6 +106,27 @@ ACTIONS: dict[str, Action] = {
             "the plan can be changed when the server is running, stopped or suspended",
         ),
         Action(
+            K.HOSTNAME,
+            "rename",
+            frozenset({S.RUNNING, S.STOPPED}),
+            "the hostname can be changed when the server is running or stopped",
+            customer_may=True,
+        ),
+        Action(
+            K.PASSWORD,
+            "reset the root password of",
+            frozenset({S.RUNNING, S.STOPPED}),
+            "the root password can be reset when the server is running or stopped",
+            customer_may=True,
+        ),
+        Action(
+            K.SSH_KEYS,
+            "set the SSH keys of",
+            frozenset({S.RUNNING, S.STOPPED}),
+            "SSH keys can be set when the server is running or stopped",
+            customer_may=True,
+        ),
+        Action(
             K.DESTROY,
             "destroy",
             frozenset({S.PENDING, S.RUNNING, S.STOPPED, S.SUSPENDED, S.FAILED}),

@@ -56,6 +56,9 @@ class Host(models.Model):
     disk_gib = models.PositiveIntegerField("disk (GiB)")
     state = models.CharField(max_length=16, choices=HostState.choices, default=HostState.ACTIVE)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    unknown_contexts = models.JSONField(
+        default=list, blank=True, help_text="Contexts the host reported that the panel has no live server for."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HostQuerySet.as_manager()
@@ -206,6 +209,8 @@ class VirtualServer(models.Model):
     hostname = models.CharField(max_length=253, validators=[validate_hostname])
     context_id = models.PositiveIntegerField("context id", help_text="Unique among the live servers of its host.")
     state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.PENDING)
+    ssh_keys = models.TextField("SSH keys", blank=True, help_text="root's authorized keys, one per line.")
+    counters = models.JSONField(default=dict, blank=True, help_text="The host's last usage counters, for deltas.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -235,6 +240,13 @@ class VirtualServer(models.Model):
     def active_operation(self):
         return self.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).first()
 
+    @property
+    def shown_state(self) -> str:
+        """What staff and customers are told: a server on a silent host is of unknown state."""
+        if self.host.state == HostState.OFFLINE and self.state not in (ServerState.DESTROYED, ServerState.PENDING):
+            return "unknown"
+        return self.state
+
 
 class Operation(models.Model):
     """One piece of work on a server, carried out by its host: the truth about its progress."""
@@ -250,8 +262,11 @@ class Operation(models.Model):
     step = models.CharField(max_length=200, blank=True, help_text="What the host is doing now.")
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
-    spec = models.JSONField(default=dict, help_text="What was sent to the host.")
+    spec = models.JSONField(default=dict, help_text="What was sent to the host (secrets removed once done).")
+    undo = models.JSONField(default=dict, blank=True, help_text="What to restore if the host reports failure.")
+    sends = models.PositiveSmallIntegerField(default=1, help_text="How often it was sent to the host.")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,8 +13,10 @@ from django.utils import timezone
 from customers.choices import BillingState
 from panel import audit
 
-from . import lifecycle, tasks
-from .choices import AddressFamily, HostState, OperationKind, OperationStatus
+from . import lifecycle, passwords, tasks
+from .choices import AddressFamily, HostState, OperationKind, OperationStatus, ServerState
+from .engine.errors import InvalidSpec
+from .engine.guestfiles import check_ssh_keys
 from .engine.spec import CONTEXT_ID_RANGE
 from .exceptions import InvalidRequest, NoCapacity, NotPermitted, OperationInProgress, PoolExhausted
 from .models import Host, IPAddress, IPPool, Operation, VirtualServer
@@ -122,8 +124,11 @@ def check_permission(server, action, actor) -> None:
         raise NotPermitted("Your account is suspended: please contact us to restore it.")
 
 
-def queue_operation(server, kind: str, actor, addresses=None) -> Operation:
-    """Record an operation on `server` (locked by the caller) and send it to its host after commit."""
+def queue_operation(server, kind: str, actor, addresses=None, params=None, undo=None) -> Operation:
+    """Record an operation on `server` (locked by the caller) and send it to its host after commit.
+
+    `params` travel to the host with the spec (a password only as its crypt hash); `undo` stays here
+    and says what to restore if the host reports failure."""
     check_permission(server, lifecycle.ACTIONS[kind], actor)
     busy = server.active_operation()
     if busy is not None:
@@ -132,8 +137,19 @@ def queue_operation(server, kind: str, actor, addresses=None) -> Operation:
             "Wait for it to finish, then try again."
         )
     action = lifecycle.check_action(kind, server.state, str(server))
-    operation = Operation.objects.create(server=server, kind=kind, requested_by=actor)
-    operation.spec = operation_spec(operation, addresses)
+    params, undo = dict(params or {}), dict(undo or {})
+    if kind == OperationKind.SUSPEND:
+        undo["state"] = server.state
+    if kind == OperationKind.UNSUSPEND:
+        # Back to what it was: a server stopped before its suspension stays stopped.
+        suspension = (
+            server.operations.filter(kind=OperationKind.SUSPEND, status=OperationStatus.SUCCEEDED)
+            .order_by("-created_at")
+            .first()
+        )
+        params["resume"] = not (suspension and suspension.undo.get("state") == ServerState.STOPPED)
+    operation = Operation.objects.create(server=server, kind=kind, requested_by=actor, undo=undo)
+    operation.spec = operation_spec(operation, addresses, params)
     operation.save(update_fields=["spec"])
     if action.while_queued:
         set_state(server, action.while_queued, actor, reason=kind)
@@ -154,7 +170,11 @@ def locked(server) -> VirtualServer:
 # What views, admin actions, commands and billing call.
 
 
-def create_server(*, customer, plan, template, hostname: str, actor) -> tuple[VirtualServer, Operation]:
+def create_server(
+    *, customer, plan, template, hostname: str, actor, root_password: str | None = None, ssh_keys: str = ""
+) -> tuple[VirtualServer, Operation]:
+    """A new server, placed and given addresses, and its creation queued. `root_password` (shown to
+    the customer, never stored) goes to the host as a crypt hash; without one root has no password."""
     try:
         hostname = normalise_hostname(hostname)
     except ValidationError as exc:
@@ -178,6 +198,7 @@ def create_server(*, customer, plan, template, hostname: str, actor) -> tuple[Vi
                     template=template,
                     hostname=hostname,
                     context_id=allocate_context_id(host),
+                    ssh_keys=clean_ssh_keys(ssh_keys),
                 )
         except IntegrityError as exc:
             raise InvalidRequest(
@@ -186,8 +207,25 @@ def create_server(*, customer, plan, template, hostname: str, actor) -> tuple[Vi
         assign_addresses(server, 4, plan.ipv4_count)
         assign_addresses(server, 6, plan.ipv6_count)
         audit.record(actor, "server.created", server, "", server.state, host=host.name, plan=plan.slug)
-        operation = queue_operation(server, OperationKind.CREATE, actor)
+        operation = queue_operation(server, OperationKind.CREATE, actor, params=account_params(server, root_password))
     return server, operation
+
+
+def clean_ssh_keys(text: str) -> str:
+    """One OpenSSH public key per line; blank lines and comments dropped; anything else refused."""
+    keys = [line.strip() for line in (text or "").splitlines() if line.strip() and not line.startswith("#")]
+    try:
+        check_ssh_keys(keys)
+    except InvalidSpec as exc:
+        raise InvalidRequest(f"{exc} Paste public keys (id_ed25519.pub), one per line.") from exc
+    return "\n".join(keys)
+
+
+def account_params(server, root_password: str | None) -> dict:
+    params = {"ssh_keys": server.ssh_keys.splitlines()} if server.ssh_keys else {}
+    if root_password:
+        params["password_hash"] = passwords.crypt_hash(root_password)
+    return params
 
 
 def request_action(server, kind: str, actor) -> Operation:
@@ -198,8 +236,9 @@ def request_action(server, kind: str, actor) -> Operation:
         return queue_operation(locked(server), kind, actor)
 
 
-def reinstall_server(server, template, actor) -> Operation:
-    """Wipe the server and clone it again from `template`, keeping its addresses and hostname."""
+def reinstall_server(server, template, actor, root_password: str | None = None) -> Operation:
+    """Wipe the server and clone it again from `template`, keeping its addresses, hostname and SSH
+    keys; root gets `root_password` (pass a fresh one and show it once)."""
     with transaction.atomic():
         server = locked(server)
         if not template.is_active or not template.hosts.filter(pk=server.host_id).exists():
@@ -208,7 +247,9 @@ def reinstall_server(server, template, actor) -> Operation:
         before = server.template
         server.template = template
         server.save(update_fields=["template", "updated_at"])
-        operation = queue_operation(server, OperationKind.REINSTALL, actor)
+        operation = queue_operation(
+            server, OperationKind.REINSTALL, actor, params=account_params(server, root_password)
+        )
         if before != template:
             audit.record(actor, "server.template", server, details={"from": before.name, "to": template.name})
         return operation
@@ -234,15 +275,72 @@ def change_plan(server, plan, actor) -> Operation:
         before = server.plan
         server.plan = plan
         server.save(update_fields=["plan", "updated_at"])
-        kept = []
+        kept, added = [], []
         for family, wanted in ((4, plan.ipv4_count), (6, plan.ipv6_count)):
             current = list(
                 server.addresses.filter(pool__family=family).select_related("pool").order_by("assigned_at", "id")
             )
-            kept += current[:wanted] + assign_addresses(server, family, wanted - len(current))
-        operation = queue_operation(server, OperationKind.CHANGE_PLAN, actor, addresses=kept)
+            added += assign_addresses(server, family, wanted - len(current))
+            kept += current[:wanted]
+        kept += added
+        operation = queue_operation(
+            server,
+            OperationKind.CHANGE_PLAN,
+            actor,
+            addresses=kept,
+            undo={"plan": before.pk, "added": [a.address for a in added]},
+        )
         audit.record(actor, "server.plan", server, details={"from": before.slug, "to": plan.slug})
         return operation
+
+
+def change_hostname(server, hostname: str, actor) -> Operation:
+    try:
+        hostname = normalise_hostname(hostname)
+    except ValidationError as exc:
+        raise InvalidRequest(" ".join(exc.messages)) from exc
+    with transaction.atomic():
+        server = locked(server)
+        lifecycle.check_action(OperationKind.HOSTNAME, server.state, str(server))
+        check_permission(server, lifecycle.ACTIONS[OperationKind.HOSTNAME], actor)
+        if hostname == server.hostname:
+            raise InvalidRequest(f"{server} is already called {hostname}.")
+        if VirtualServer.objects.live().filter(customer=server.customer, hostname=hostname).exists():
+            raise InvalidRequest(f"{server.customer} already has a server called {hostname}; choose another.")
+        before = server.hostname
+        server.hostname = hostname
+        server.save(update_fields=["hostname", "updated_at"])
+        operation = queue_operation(server, OperationKind.HOSTNAME, actor, undo={"hostname": before})
+        audit.record(actor, "server.hostname", server, before, hostname)
+        return operation
+
+
+def reset_root_password(server, actor) -> tuple[Operation, str]:
+    """A new random root password: returned once for the customer to see, sent as a hash, kept nowhere."""
+    password = passwords.generate()
+    with transaction.atomic():
+        operation = queue_operation(
+            locked(server), OperationKind.PASSWORD, actor, params={"password_hash": passwords.crypt_hash(password)}
+        )
+    return operation, password
+
+
+def set_ssh_keys(server, text: str, actor) -> Operation:
+    keys = clean_ssh_keys(text)
+    with transaction.atomic():
+        server = locked(server)
+        lifecycle.check_action(OperationKind.SSH_KEYS, server.state, str(server))
+        check_permission(server, lifecycle.ACTIONS[OperationKind.SSH_KEYS], actor)
+        before = server.ssh_keys
+        server.ssh_keys = keys
+        server.save(update_fields=["ssh_keys", "updated_at"])
+        return queue_operation(
+            server,
+            OperationKind.SSH_KEYS,
+            actor,
+            params={"ssh_keys": keys.splitlines() if keys else []},
+            undo={"ssh_keys": before},
+        )
 
 
 def report_progress(operation_id, progress: int, step: str) -> None:
@@ -254,7 +352,7 @@ def report_progress(operation_id, progress: int, step: str) -> None:
     Operation.objects.filter(pk=operation_id, started_at__isnull=True).update(started_at=now)
 
 
-def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "") -> Operation:
+def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "", facts=None) -> Operation:
     """Record the host's outcome and move the server on. Safe to call twice: the second call changes nothing."""
     with transaction.atomic():
         operation = Operation.objects.select_for_update(of=("self",)).get(pk=operation_id)
@@ -269,8 +367,14 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "") 
         operation.log = log
         if ok:
             operation.progress, operation.step = 100, "Done"
+        if (operation.spec.get("params") or {}).get("password_hash"):
+            operation.spec["params"]["password_hash"] = "(removed once sent)"
         operation.save()
         target = action.on_success if ok else action.on_failure
+        if ok and operation.kind == OperationKind.UNSUSPEND and (facts or {}).get("state") == "stopped":
+            target = ServerState.STOPPED
+        if not ok:
+            undo_failed(server, operation)
         if target:
             set_state(
                 server, target, None, reason=f"{operation.kind} {operation.status}", actor_name=f"host {server.host}"
@@ -284,6 +388,22 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "") 
             details={"operation": str(operation.pk), "error": operation.error},
         )
         return operation
+
+
+def undo_failed(server, operation) -> None:
+    """A failed change leaves the panel's record as the host still has it, so a retry starts clean."""
+    from customers.models import Plan
+
+    if "plan" in operation.undo:
+        before, server.plan = server.plan, Plan.objects.get(pk=operation.undo["plan"])
+        audit.record(None, "server.plan", server, details={"from": before.slug, "to": server.plan.slug, "undo": True})
+        # Addresses taken for the new plan go back to the pool.
+        server.addresses.filter(address__in=operation.undo.get("added", [])).delete()
+    if "hostname" in operation.undo:
+        server.hostname = operation.undo["hostname"]
+    if "ssh_keys" in operation.undo:
+        server.ssh_keys = operation.undo["ssh_keys"]
+    server.save()
 
 
 def release_unused_addresses(server, operation) -> None:

@@ -36,7 +36,10 @@ def context_spec(server, addresses=None) -> ContextSpec:
     )
 
 
-def operation_spec(operation, addresses=None) -> dict:
+def operation_spec(operation, addresses=None, params=None) -> dict:
     return OperationSpec(
-        operation=str(operation.pk), kind=operation.kind, context=context_spec(operation.server, addresses)
+        operation=str(operation.pk),
+        kind=operation.kind,
+        context=context_spec(operation.server, addresses),
+        params=params or {},
     ).to_dict()

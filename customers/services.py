@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from contexts import lifecycle
+from contexts import lifecycle, passwords
 from contexts.choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
 from contexts.exceptions import InvalidRequest, OperationInProgress
 from contexts.models import Operation, VirtualServer
@@ -32,6 +32,7 @@ class ProvisionResult:
     password: str  # shown once; only its hash is stored
     server: VirtualServer
     operation: Operation
+    root_password: str = ""  # the server's root password: shown once, sent to the host as a crypt hash
 
 
 def provision_account(*, name: str, email: str, plan, template, hostname: str, actor) -> ProvisionResult:
@@ -52,10 +53,11 @@ def provision_account(*, name: str, email: str, plan, template, hostname: str, a
         password = secrets.token_urlsafe(12)
         login = User.objects.create_user(username=email, email=email, password=password, customer=customer)
         audit.record(actor, "login.created", login, details={"customer": customer.pk})
+        root_password = passwords.generate()
         server, operation = create_server(
-            customer=customer, plan=plan, template=template, hostname=hostname, actor=actor
+            customer=customer, plan=plan, template=template, hostname=hostname, actor=actor, root_password=root_password
         )
-    return ProvisionResult(customer, login, password, server, operation)
+    return ProvisionResult(customer, login, password, server, operation, root_password)
 
 
 def _locked_customer(customer) -> Customer:

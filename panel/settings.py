@@ -102,6 +102,11 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if PRODUCTION else 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# `manage.py hostagent` runs its worker with PANEL_ROLE=host: no database at all, so a compromised
+# host cannot read other customers' data; any query there fails loudly instead.
+PANEL_ROLE = env.str("PANEL_ROLE", default="panel")
+if PANEL_ROLE == "host":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "customers.User"
@@ -183,6 +188,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Host tasks are sent by name to `host.<hostname>`; panel tasks go to `panel`.
 PANEL_QUEUE = "panel"
 HOST_QUEUE_PREFIX = "host."
+if REDIS_URL:
+    # A message a dead worker held comes back after this long; a restarted host agent takes its own
+    # back at once (hostagent), so this only has to outlast the longest task.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# Host agents report (heartbeat, contexts, usage) this often; silent this long, a host is offline.
+HOST_HEARTBEAT_SECONDS = env.int("HOST_HEARTBEAT_SECONDS", default=30)
+HOST_SILENT_AFTER_SECONDS = env.int("HOST_SILENT_AFTER_SECONDS", default=120)
+# An operation without news from its host this long is sent again once (host tasks are idempotent),
+# then failed with a readable error after OPERATION_GIVE_UP_SECONDS.
+OPERATION_STALL_SECONDS = env.int("OPERATION_STALL_SECONDS", default=120)
+OPERATION_GIVE_UP_SECONDS = env.int("OPERATION_GIVE_UP_SECONDS", default=45 * 60)
+CELERY_BEAT_SCHEDULE = {
+    "check-hosts": {"task": "contexts.check_hosts", "schedule": env.float("CHECK_HOSTS_EVERY", default=30.0)},
+    "watch-operations": {"task": "contexts.watch_operations", "schedule": env.float("WATCH_EVERY", default=30.0)},
+}
 
 LOGGING = {
     "version": 1,
@@ -190,3 +210,4 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

@@ -7,11 +7,12 @@ host never looks anything up.
 
 import ipaddress
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .errors import InvalidSpec
 
 SPEC_VERSION = 1
+PARAMS = frozenset({"password_hash", "ssh_keys", "resume"})
 CONTEXT_ID_RANGE = (2, 49151)  # Linux-VServer's static context ids
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -50,10 +51,10 @@ class Limits:
     def __post_init__(self):
         if not self.cpus > 0:
             raise InvalidSpec(f"CPU cap must be above zero, not {self.cpus}.")
-        for field in ("cpu_weight", "memory_mib", "disk_gib", "inodes", "pids", "rate_mbit"):
-            value = getattr(self, field)
+        for name in ("cpu_weight", "memory_mib", "disk_gib", "inodes", "pids", "rate_mbit"):
+            value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise InvalidSpec(f"Limit {field} must be a positive whole number, not {value!r}.")
+                raise InvalidSpec(f"Limit {name} must be a positive whole number, not {value!r}.")
         if not isinstance(self.swap_mib, int) or self.swap_mib < 0:
             raise InvalidSpec(f"Limit swap_mib must be zero or more, not {self.swap_mib!r}.")
 
@@ -119,7 +120,13 @@ class OperationSpec:
     operation: str
     kind: str
     context: ContextSpec
+    # Per kind: password_hash (crypt hash, never a password), ssh_keys, resume (unsuspend: start it).
+    params: dict = field(default_factory=dict)
     version: int = SPEC_VERSION
+
+    def __post_init__(self):
+        if not isinstance(self.params, dict) or set(self.params) - PARAMS:
+            raise InvalidSpec(f"Unknown operation parameters: {sorted(set(self.params) - PARAMS)}.")
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +134,7 @@ class OperationSpec:
             "operation": self.operation,
             "kind": self.kind,
             "context": self.context.to_dict(),
+            "params": dict(self.params),
         }
 
     @classmethod
@@ -137,7 +145,10 @@ class OperationSpec:
             )
         try:
             return cls(
-                operation=str(data["operation"]), kind=str(data["kind"]), context=ContextSpec.from_dict(data["context"])
+                operation=str(data["operation"]),
+                kind=str(data["kind"]),
+                context=ContextSpec.from_dict(data["context"]),
+                params=data.get("params") or {},
             )
         except KeyError as exc:
             raise InvalidSpec(f"Malformed operation spec: missing {exc}") from exc

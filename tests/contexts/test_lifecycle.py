@@ -57,9 +57,27 @@ def test_illegal_transition_names_both_states():
 
 
 def test_available_actions():
-    assert lifecycle.available_actions(S.STOPPED) == [K.START, K.REINSTALL, K.SUSPEND, K.CHANGE_PLAN, K.DESTROY]
+    assert lifecycle.available_actions(S.STOPPED) == [
+        K.START,
+        K.REINSTALL,
+        K.SUSPEND,
+        K.CHANGE_PLAN,
+        K.HOSTNAME,
+        K.PASSWORD,
+        K.SSH_KEYS,
+        K.DESTROY,
+    ]
+    assert lifecycle.available_actions(S.SUSPENDED) == [K.UNSUSPEND, K.CHANGE_PLAN, K.DESTROY]
     assert lifecycle.available_actions(S.DESTROYED) == []
 
 
 def test_customers_may_only_run_their_everyday_actions():
-    assert {k for k, a in lifecycle.ACTIONS.items() if a.customer_may} == {K.START, K.STOP, K.RESTART, K.REINSTALL}
+    assert {k for k, a in lifecycle.ACTIONS.items() if a.customer_may} == {
+        K.START,
+        K.STOP,
+        K.RESTART,
+        K.REINSTALL,
+        K.HOSTNAME,
+        K.PASSWORD,
+        K.SSH_KEYS,
+    }

@@ -48,6 +48,7 @@ class Command(BaseCommand):
             "customer": result.customer.name,
             "login": result.login.username,
             "password": result.password,
+            "root_password": result.root_password,
             "server": server.name,
             "hostname": server.hostname,
             "host": server.host.name,
@@ -63,5 +64,6 @@ class Command(BaseCommand):
             f"  addresses: {', '.join(out['addresses']) or 'none'}\n"
             f"  login:     {out['login']}\n"
             f"  password:  {out['password']}   (shown once)\n"
+            f"  root password of the server: {out['root_password']}   (shown once)\n"
             f"  state:     {out['state']} (operation {out['operation']})"
         )

@@ -1,0 +1,169 @@
+"""What the panel does with the hosts' reports: registration, heartbeats, drift, usage, watchdogs.
+
+Hosts are the truth about what runs; the panel is the truth about what should. A report corrects
+the panel's record where nothing is in flight, and never destroys anything on a host by itself.
+"""
+
+import datetime
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from customers.models import UsageRecord
+from panel import audit
+
+from . import services, tasks
+from .choices import ACTIVE_OPERATION_STATUSES, HostState, ServerState
+from .models import Host, Operation, Template, VirtualServer
+from .validators import validate_hostname
+
+log = logging.getLogger("contexts.reconcile")
+
+# States a report may correct; the rest are in flight (provisioning, destroying) or final.
+SETTLED = (ServerState.RUNNING, ServerState.STOPPED, ServerState.SUSPENDED)
+COUNTERS = ("cpu_seconds", "net_in_bytes", "net_out_bytes")
+
+
+def _register(name: str, capacity: dict) -> Host:
+    host, created = Host.objects.get_or_create(
+        name=name,
+        defaults={
+            "cpus": Decimal(int(capacity.get("cpus") or 1)),
+            "memory_mib": int(capacity.get("memory_mib") or 0),
+            "disk_gib": int(capacity.get("disk_gib") or 0),
+        },
+    )
+    if created:
+        audit.record(None, "host.registered", host, "", host.state, capacity=capacity)
+    return host
+
+
+def apply_report(report: dict) -> Host | None:
+    name = str(report.get("host", ""))
+    try:
+        validate_hostname(name)
+    except ValidationError:
+        log.warning("ignoring a report from a host with an invalid name %r", name[:100])
+        return None
+    reported_at = datetime.datetime.fromtimestamp(float(report.get("time") or 0), tz=datetime.UTC)
+    with transaction.atomic():
+        host = _register(name, report.get("capacity") or {})
+        host = Host.objects.select_for_update(of=("self",)).get(pk=host.pk)
+        host.last_heartbeat = timezone.now()
+        if host.state == HostState.OFFLINE:
+            audit.record(None, "host.state", host, host.state, HostState.ACTIVE, reason="reporting again")
+            host.state = HostState.ACTIVE
+        contexts = {c["name"]: c for c in report.get("contexts") or [] if isinstance(c, dict) and "name" in c}
+        servers = {s.name: s for s in VirtualServer.objects.live().filter(host=host).select_related("plan")}
+        unknown = sorted(set(contexts) - set(servers))
+        if unknown != host.unknown_contexts:
+            if unknown:
+                audit.record(None, "host.unknown_contexts", host, contexts=unknown)
+            host.unknown_contexts = unknown
+        host.save(update_fields=["last_heartbeat", "state", "unknown_contexts"])
+        _link_templates(host, report.get("templates") or [])
+    for name, server in servers.items():
+        with transaction.atomic():
+            _reconcile_server(server.pk, contexts.get(name), reported_at)
+    return host
+
+
+def _link_templates(host: Host, names: list[str]) -> None:
+    present = set(Template.objects.filter(name__in=names))
+    current = set(host.templates.all())
+    host.templates.add(*(present - current))
+    host.templates.remove(*(current - present))
+
+
+def _reconcile_server(pk: int, context: dict | None, reported_at) -> None:
+    server = services.locked(VirtualServer(pk=pk))
+    if server.state not in SETTLED or server.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
+        return  # in flight: the operation's outcome will say what holds
+    if server.updated_at >= reported_at - datetime.timedelta(seconds=2):
+        return  # changed since the host looked: the next report will tell
+    if context is None:
+        services.set_state(server, ServerState.FAILED, None, reason="its context is missing on the host")
+        return
+    if context.get("state") == "running" and server.state == ServerState.STOPPED:
+        services.set_state(server, ServerState.RUNNING, None, reason="the host reports it running")
+    elif context.get("state") == "stopped" and server.state == ServerState.RUNNING:
+        services.set_state(server, ServerState.STOPPED, None, reason="the host reports it stopped")
+    elif context.get("state") == "running" and server.state == ServerState.SUSPENDED:
+        audit.record(None, "server.drift", server, details={"reason": "suspended but running on the host"})
+    record_usage(server, context)
+
+
+def record_usage(server: VirtualServer, context: dict) -> None:
+    """Add what the server used since the last report to this month's UsageRecord."""
+    last = server.counters or {}
+    delta = {}
+    for key in COUNTERS:
+        now = float(context.get(key) or 0)
+        before = float(last.get(key) or 0)
+        delta[key] = now - before if now >= before else now  # a counter that went down restarted from zero
+    today = timezone.localdate()
+    start = today.replace(day=1)
+    end = (start + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+    record, _ = UsageRecord.objects.select_for_update().get_or_create(
+        server=server, period_start=start, defaults={"period_end": end}
+    )
+    record.cpu_seconds += delta["cpu_seconds"]
+    record.traffic_in_bytes += int(delta["net_in_bytes"])
+    record.traffic_out_bytes += int(delta["net_out_bytes"])
+    record.peak_memory_bytes = max(record.peak_memory_bytes, int(context.get("memory_peak_bytes") or 0))
+    if context.get("disk_bytes") is not None:
+        record.disk_bytes = int(context["disk_bytes"])
+    record.save()
+    server.counters = {key: context.get(key) or 0 for key in COUNTERS}
+    server.save(update_fields=["counters"])
+
+
+def mark_silent_hosts() -> list[str]:
+    limit = timezone.now() - datetime.timedelta(seconds=settings.HOST_SILENT_AFTER_SECONDS)
+    silent = []
+    with transaction.atomic():
+        for host in Host.objects.select_for_update().filter(state=HostState.ACTIVE, last_heartbeat__lt=limit):
+            host.state = HostState.OFFLINE
+            host.save(update_fields=["state"])
+            audit.record(None, "host.state", host, HostState.ACTIVE, HostState.OFFLINE, reason="no heartbeat")
+            silent.append(host.name)
+    return silent
+
+
+def watch_operations() -> dict:
+    """Operations without news for OPERATION_STALL_SECONDS are sent again (host tasks are idempotent, and
+    the broker may have lost the message); past OPERATION_GIVE_UP_SECONDS they fail with a reason."""
+    now = timezone.now()
+    stalled = now - datetime.timedelta(seconds=settings.OPERATION_STALL_SECONDS)
+    give_up = now - datetime.timedelta(seconds=settings.OPERATION_GIVE_UP_SECONDS)
+    done = {"resent": [], "failed": []}
+    for operation in Operation.objects.filter(status__in=ACTIVE_OPERATION_STATUSES, updated_at__lt=stalled):
+        if operation.created_at < give_up:
+            services.finish_operation(
+                operation.pk,
+                ok=False,
+                error=(
+                    f"The host {operation.server.host} did not finish this within "
+                    f"{settings.OPERATION_GIVE_UP_SECONDS // 60} minutes. The next report from the host shows "
+                    "the server's real state; then try again."
+                ),
+            )
+            done["failed"].append(str(operation.pk))
+            continue
+        with transaction.atomic():
+            locked = Operation.objects.select_for_update().get(pk=operation.pk)
+            if locked.is_finished or locked.updated_at >= stalled:
+                continue
+            locked.sends += 1
+            locked.save(update_fields=["sends", "updated_at"])
+        try:
+            tasks.enqueue_operation(operation.pk, operation.server.host.queue, locked.spec)
+        except Exception as exc:  # the broker is still down: the next round tries again
+            log.warning("could not send operation %s again: %s", operation.pk, exc)
+            continue
+        done["resent"].append(str(operation.pk))
+    return done
