@@ -9,6 +9,8 @@ from contexts.models import Host, IPPool, Template
 from customers import services as customer_services
 from customers.models import Customer, Plan, User
 
+pytest_plugins = ["tests.kernel"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip when a service the test needs is missing, or fail when the run requires services

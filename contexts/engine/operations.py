@@ -141,13 +141,25 @@ def destroy(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
 def change_plan(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
     context, name = spec.context, spec.context.name
     _require(engine, name)
-    progress(20, "Applying limits")
-    engine.set_limits(name, engine_limits(context))
     config = engine.state.config(name)
     disk = context.limits.disk_gib * GiB
+    # The disk first: it is the step that can be refused, and then nothing else has changed.
     if config.get("disk_bytes") and config["disk_bytes"] != disk:
-        progress(50, "Resizing the disk")
-        engine.set_disk_limit(name, disk)
+        progress(20, "Resizing the disk")
+        try:
+            engine.set_disk_limit(name, disk)
+        except InvalidState:
+            if not _running(engine, name):
+                raise
+            # This kernel cannot grow (or shrink) it mounted: a short stop does it offline.
+            progress(30, "Stopping to resize the disk (this host cannot do it live)")
+            engine.stop(name)
+            try:
+                engine.set_disk_limit(name, disk)
+            finally:
+                engine.start(name)
+    progress(50, "Applying limits")
+    engine.set_limits(name, engine_limits(context))
     progress(80, "Updating addresses")
     wanted = [a.address for a in context.addresses]
     for address in [a for a in config["addresses"] if a not in wanted]:

@@ -1,8 +1,8 @@
-"""Fixtures for tests that drive the real kernel: a state directory, a cgroup parent and a busybox
-template made once per run, and contexts that are destroyed after each test even when it fails."""
+"""Fixtures for engine tests: contexts that are destroyed after each test even when it fails, the
+host CLI as a process, and commands run inside a guest. The session-wide state directory and
+templates come from tests/kernel.py."""
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -10,56 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from contexts.engine import cgroups
 from contexts.engine.lifecycle import Lifecycle
-from contexts.engine.state import StateDir
-from contexts.engine.templates import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def need_root() -> None:
-    """Skip without root, but fail under REQUIRE_ROOT=1 (CI), so these tests never pass by skipping."""
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("REQUIRE_ROOT") == "1":
-        pytest.fail("this test needs root and REQUIRE_ROOT=1 is set")
-    pytest.skip("needs root: it creates namespaces, cgroups and mounts")
-
-
-@pytest.fixture(scope="session")
-def engine_state():
-    """(state directory, cgroup parent, stand-in host network namespace), unique to this run.
-
-    The host ends of the guests' veths, their routes and filters go into a network namespace the
-    tests made, never the machine's own network."""
-    need_root()
-    from pyroute2 import netns
-
-    # Outside pytest's tmp (which may be noexec or too deep for overlay options) and unique per run.
-    root = Path(f"/tmp/contexts-test-{os.getpid()}")
-    parent = f"contexts-test-{os.getpid()}"
-    host_netns = f"cth-{os.getpid()}"
-    state = StateDir(root)
-    state.ensure()
-    netns.create(host_netns)
-    yield state, parent, host_netns
-    engine = Lifecycle(state, parent, host_netns)
-    for name in state.context_names():
-        try:
-            engine.destroy(name, timeout=2)
-        except Exception as exc:  # report, but go on cleaning the rest
-            print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
-    cgroups.detect(parent).remove_parent()
-    netns.remove(host_netns)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def busybox_template(engine_state):
-    state = engine_state[0]
-    Templates(state).build_busybox("busybox")
-    return "busybox"
 
 
 @pytest.fixture

@@ -1,12 +1,8 @@
 """A real distribution boots unmodified: Debian bookworm with SysV init, built once per run."""
 
-import os
 import time
 
-import pytest
-
 from contexts.engine import safefile
-from contexts.engine.templates import Templates
 from tests.engine.conftest import inside
 
 MARKER_SCRIPT = """#!/bin/sh
@@ -24,16 +20,6 @@ case "$1" in
 esac
 exit 0
 """
-
-
-@pytest.fixture(scope="session")
-def debian_template(engine_state):
-    """debootstrap takes about a minute from a near mirror; done once per test run."""
-    state = engine_state[0]
-    mirror = os.environ.get("DEBIAN_MIRROR")  # the host's default otherwise
-    record = Templates(state).build_debootstrap("bookworm", "bookworm", mirror, ["sysvinit-core"])
-    assert record["init_style"] == "sysvinit"
-    return "bookworm"
 
 
 def wait_for(engine, name, script, expected, timeout=30):
