@@ -14,9 +14,11 @@ import sys
 from .engine import check as host_check
 from .engine import disk as diskimage
 from .engine import limits as resources
+from .engine import operations
 from .engine import unify as unification
 from .engine.errors import EngineError, InvalidSpec
 from .engine.lifecycle import Lifecycle
+from .engine.spec import OperationSpec
 from .engine.state import StateDir, state_dir_from
 from .engine.templates import Templates
 
@@ -124,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("usage", help="CPU seconds, memory, processes, IO, OOM kills, network bytes")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
+
+    sub.add_parser("report", help="capacity, templates and every context with its usage, as JSON (for the agent)")
+    sub.add_parser(
+        "run-operation",
+        help="carry out an operation spec read as JSON on stdin; progress and outcome as JSON lines (for the agent)",
+    )
 
     p = sub.add_parser("unify", help="share identical files among templates and stopped contexts")
     p.add_argument("names", nargs="*", metavar="NAME", help="default: every context")
@@ -311,6 +319,11 @@ def run(args) -> int:
     if args.command == "usage":
         _emit(engine.usage(args.name), args.json, _print_usage)
         return 0
+    if args.command == "run-operation":
+        return _run_operation(engine)
+    if args.command == "report":
+        print(json.dumps(operations.host_report(engine)))
+        return 0
     if args.command == "unify":
         excludes = (() if args.no_default_excludes else unification.DEFAULT_EXCLUDES) + tuple(
             e.strip("/") for e in args.exclude
@@ -336,6 +349,22 @@ def run(args) -> int:
     if args.command == "enter":
         return engine.enter(args.name)
     raise AssertionError(args.command)
+
+
+def _run_operation(engine) -> int:
+    """One JSON line per progress step, then the outcome line; engine errors are outcomes, not failures."""
+
+    def say(line: dict) -> None:
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+    try:
+        spec = OperationSpec.from_dict(json.loads(sys.stdin.read()))
+        facts = operations.run(engine, spec, lambda percent, step: say({"progress": percent, "step": step}))
+        say({"ok": True, "facts": facts})
+    except (EngineError, ValueError) as exc:
+        say({"ok": False, "error": str(exc)})
+    return 0
 
 
 def main(argv=None) -> int:

@@ -4,24 +4,25 @@ database: everything arrives in the task's spec, everything learned goes back on
 `manage.py hostagent` starts a worker that consumes only `host.<name>` and imports this module.
 """
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from celery import current_app, shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .engine import hostinfo, operations
-from .engine.errors import EngineError
-from .engine.lifecycle import Lifecycle
-from .engine.spec import OperationSpec
-from .engine.state import StateDir, state_dir_from
+from .engine import hostinfo
 
 log = logging.getLogger("contexts.hostagent")
 
 HOST_NAME_ENV = "PANEL_HOST_NAME"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_TASK = "contexts.report_progress"
 REPORT_TASK = "contexts.host_report"
 
@@ -32,14 +33,6 @@ class Transient(Exception):
 
 def host_name() -> str:
     return os.environ.get(HOST_NAME_ENV) or hostinfo.host_name()
-
-
-def engine() -> Lifecycle:
-    return Lifecycle(
-        StateDir(state_dir_from(None)),
-        os.environ.get("CONTEXTS_CGROUP_PARENT") or None,
-        os.environ.get("CONTEXTS_HOST_NETNS") or None,
-    )
 
 
 def send_to_panel(task: str, *args) -> bool:
@@ -69,43 +62,65 @@ def send_to_panel(task: str, *args) -> bool:
     max_retries=5,
 )
 def run_operation(self, spec: dict) -> dict:
-    """Carry out one operation; the returned outcome goes to `contexts.record_outcome` on the panel."""
+    """Carry out one operation; the returned outcome goes to `contexts.record_outcome` on the panel.
+
+    The engine works in a process of its own (`python -m contexts run-operation`): it forks helpers
+    (network namespaces, guest processes), which must not happen inside the pool's own processes,
+    and a crash there is a failed operation, not a lost worker."""
     operation = str(spec.get("operation")) if isinstance(spec, dict) else "?"
+    kind = spec.get("kind") if isinstance(spec, dict) else "?"
     started = time.monotonic()
-
-    def progress(percent: int, step: str) -> None:
-        send_to_panel(PROGRESS_TASK, operation, percent, step)
-
     outcome = {"operation": operation, "host": host_name()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "contexts", "run-operation"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     try:
-        parsed = OperationSpec.from_dict(spec)
-        progress(1, "Started on the host")
-        facts = operations.run(engine(), parsed, progress)
-        outcome |= {"ok": True, "facts": facts}
-    except BlockingIOError as exc:
-        raise Transient(str(exc)) from exc
-    except EngineError as exc:
-        outcome |= {"ok": False, "error": str(exc)}
+        process.stdin.write(json.dumps(spec))
+        process.stdin.close()
+        result = None
+        for line in process.stdout:
+            message = json.loads(line)
+            if "progress" in message:
+                log.info("operation %s: %s%% %s", operation, message["progress"], message["step"])
+                send_to_panel(PROGRESS_TASK, operation, message["progress"], message["step"])
+            else:
+                result = message
+        stderr = process.stderr.read()
+        process.wait()
     except SoftTimeLimitExceeded:
-        outcome |= {"ok": False, "error": f"The host gave up after {time.monotonic() - started:.0f} s (time limit)."}
-    except Exception as exc:  # a bug or an unexpected host failure: report it readably, keep the worker
-        log.exception("operation %s failed", operation)
-        outcome |= {"ok": False, "error": f"Unexpected error on the host: {type(exc).__name__}: {exc}"}
-    outcome["log"] = f"{spec.get('kind') if isinstance(spec, dict) else '?'} took {time.monotonic() - started:.1f} s"
+        process.kill()
+        process.wait()
+        result = {"ok": False, "error": f"The host gave up after {time.monotonic() - started:.0f} s (time limit)."}
+        stderr = ""
+    if result is None:
+        if "Resource temporarily unavailable" in stderr:
+            raise Transient(stderr.strip()[-300:])
+        result = {"ok": False, "error": f"The host's engine stopped unexpectedly: {stderr.strip()[-300:]}"}
+    outcome |= result
+    outcome["log"] = f"{kind} took {time.monotonic() - started:.1f} s"
     return outcome
 
 
 def report() -> dict:
-    """What this host is and holds: capacity, templates, and every context with its state and usage."""
-    lifecycle = engine()
-    capacity = hostinfo.read_capacity(str(lifecycle.state.root) if lifecycle.state.root.exists() else "/")
-    return {
-        "host": host_name(),
-        "time": time.time(),
-        "capacity": {"cpus": capacity.cpus, "memory_mib": capacity.memory_mib, "disk_gib": capacity.disk_gib},
-        "templates": lifecycle.state.template_names() if lifecycle.state.root.exists() else [],
-        "contexts": operations.inventory(lifecycle) if lifecycle.state.root.exists() else [],
-    }
+    """This host's report, read by the CLI in a process of its own: the worker's main process must
+    not fork for netlink work itself (its pool is forked from it, and pyroute2's helper processes
+    are signalled by pid when they finish)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "contexts", "report"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip()[-300:] or f"status {result.returncode}")
+    return {"host": host_name(), "time": time.time()} | json.loads(result.stdout)
 
 
 def send_report() -> None:

@@ -81,6 +81,8 @@ def _link_templates(host: Host, names: list[str]) -> None:
 
 def _reconcile_server(pk: int, context: dict | None, reported_at) -> None:
     server = services.locked(VirtualServer(pk=pk))
+    if context is not None:
+        record_usage(server, context)
     if server.state not in SETTLED or server.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
         return  # in flight: the operation's outcome will say what holds
     if server.updated_at >= reported_at - datetime.timedelta(seconds=2):
@@ -94,7 +96,6 @@ def _reconcile_server(pk: int, context: dict | None, reported_at) -> None:
         services.set_state(server, ServerState.STOPPED, None, reason="the host reports it stopped")
     elif context.get("state") == "running" and server.state == ServerState.SUSPENDED:
         audit.record(None, "server.drift", server, details={"reason": "suspended but running on the host"})
-    record_usage(server, context)
 
 
 def record_usage(server: VirtualServer, context: dict) -> None:

@@ -6,9 +6,11 @@ The image is mounted while the context exists (built, running or stopped) at DIR
 shrinking needs the guest stopped and never goes below what it already uses.
 """
 
+import glob
 import os
 import shutil
 import subprocess
+import time
 
 from .errors import EngineError, InvalidSpec, InvalidState
 from .limits import parse_bytes
@@ -100,15 +102,44 @@ def usage(directory) -> tuple[int, int]:
     return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
 
 
+def used_if_mounted(directory) -> int | None:
+    """Bytes used, read only while the image is mounted anyway: a reporter must never mount it (an
+    offline resize may be running)."""
+    mountpoint = os.path.join(directory, MOUNT)
+    if not _mounted_source(mountpoint):
+        return None
+    st = os.statvfs(mountpoint)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
 def capacity(directory) -> int:
     """What the guest can store in all: the file system's size less its own metadata."""
     st = os.statvfs(os.path.join(directory, MOUNT))
     return st.f_blocks * st.f_frsize
 
 
-def _resize_offline(directory, image_size: int) -> None:
-    image = os.path.join(directory, IMAGE)
-    unmount(directory)
+def _wait_released(image: str, timeout: float = 10.0) -> None:
+    """Wait until no loop device holds `image` any more. A guest starting at the moment the image
+    was mounted got a copy of that mount in its new namespace, which it drops right after pivot_root;
+    until then the loop device stays attached and e2fsck would call the image mounted."""
+    deadline = time.monotonic() + timeout
+    target = os.path.realpath(image)
+    while time.monotonic() < deadline:
+        holders = []
+        for backing in glob.glob("/sys/block/loop*/loop/backing_file"):
+            try:
+                with open(backing) as f:
+                    if f.read().strip() == target:
+                        holders.append(backing)
+            except OSError:
+                continue
+        if not holders:
+            return
+        time.sleep(0.05)
+    raise EngineError(f"{image} is still in use by a loop device after unmounting; try again in a moment.")
+
+
+def _resize_offline(image: str, image_size: int) -> None:
     check = subprocess.run(["e2fsck", "-f", "-p", image], capture_output=True, text=True)
     if check.returncode > 1:  # 1 means it fixed something and all is well
         raise EngineError(f"e2fsck found errors in {image}: {check.stdout.strip()[-300:]}")
@@ -118,7 +149,6 @@ def _resize_offline(directory, image_size: int) -> None:
     _run("resize2fs", image, f"{image_size // 1024}K")
     with open(image, "r+b") as f:
         f.truncate(image_size)
-    ensure_mounted(directory)
 
 
 def _resize_online(directory, image_size: int) -> None:
@@ -138,13 +168,20 @@ def _resize_online(directory, image_size: int) -> None:
 def _fit(directory, size: int, running: bool) -> None:
     """Resize the image so the guest can store `size` bytes: the limit is what the guest gets, the
     journal and inode tables come on top."""
+    image = os.path.join(directory, IMAGE)
     ensure_mounted(directory)
     for _ in range(4):
         missing = size - capacity(directory)
         if 0 <= -missing < 2**20 + 2**20 // 2 or (missing <= 0 and running):
             return
-        image_size = os.path.getsize(os.path.join(directory, IMAGE)) + missing + 2**20
-        (_resize_online if running else _resize_offline)(directory, image_size)
+        image_size = os.path.getsize(image) + missing + 2**20
+        if running:
+            _resize_online(directory, image_size)
+        else:
+            unmount(directory)
+            _wait_released(image)
+            _resize_offline(image, image_size)
+            ensure_mounted(directory)
     if capacity(directory) < size:
         raise EngineError(f"Could not give {directory} a capacity of {size} bytes.")
 

@@ -217,6 +217,19 @@ def run(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> dict:
     return {"exists": True, "state": status["state"], "addresses": status["addresses"], "hostname": status["hostname"]}
 
 
+def host_report(engine: Lifecycle) -> dict:
+    """What this host offers and holds: capacity, templates, and every context with its usage."""
+    from . import hostinfo
+
+    exists = engine.state.root.exists()
+    capacity = hostinfo.read_capacity(str(engine.state.root) if exists else "/")
+    return {
+        "capacity": {"cpus": capacity.cpus, "memory_mib": capacity.memory_mib, "disk_gib": capacity.disk_gib},
+        "templates": engine.state.template_names() if exists else [],
+        "contexts": inventory(engine) if exists else [],
+    }
+
+
 def inventory(engine: Lifecycle) -> list[dict]:
     """Every context on this host with its state and usage, for the panel's reconciliation."""
     from . import disk
@@ -226,8 +239,7 @@ def inventory(engine: Lifecycle) -> list[dict]:
         try:
             usage = engine.usage(name)
             config = engine.state.config(name)
-            directory = engine.state.context_dir(name)
-            disk_used = disk.usage(directory)[0] if config.get("disk_bytes") else None
+            disk_used = disk.used_if_mounted(engine.state.context_dir(name)) if config.get("disk_bytes") else None
         except (ContextNotFound, FileNotFoundError):
             continue  # destroyed while we looked
         out.append(
