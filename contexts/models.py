@@ -247,6 +247,12 @@ class VirtualServer(models.Model):
             return "unknown"
         return self.state
 
+    @property
+    def shown_state_label(self) -> str:
+        if self.shown_state == "unknown":
+            return f"Unknown (host {self.host} is not reporting)"
+        return self.get_state_display()
+
 
 class Operation(models.Model):
     """One piece of work on a server, carried out by its host: the truth about its progress."""

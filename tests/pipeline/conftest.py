@@ -101,7 +101,7 @@ class Agent:
                 "--concurrency",
                 "4",
                 "--loglevel",
-                "INFO",
+                "WARNING",
             ],
             cwd=ROOT,
             env=env,
@@ -171,7 +171,7 @@ def _use_broker(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pipeline(django_db_setup, django_db_blocker, engine_state, busybox_template, debian_template):
+def pipeline(request, django_db_setup, django_db_blocker, engine_state, busybox_template, debian_template):
     from tests.kernel import need_root
 
     need_root()
@@ -189,7 +189,6 @@ def pipeline(django_db_setup, django_db_blocker, engine_state, busybox_template,
         "PANEL_HEARTBEAT_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    old_broker = _use_broker(redis.url)
     panel = subprocess.Popen(
         [
             sys.executable,
@@ -232,9 +231,8 @@ def pipeline(django_db_setup, django_db_blocker, engine_state, busybox_template,
         except subprocess.TimeoutExpired:
             os.killpg(panel.pid, signal.SIGKILL)
         redis.stop()
-        _use_broker(old_broker)
-        for log in base.glob("*.log"):  # the workers' own words, for a failed run
-            sys.stderr.write(f"--- {log.name} (last lines)\n" + "".join(log.read_text().splitlines(True)[-400:]))
+        for log in base.glob("*.log") if request.session.testsfailed else ():  # the workers' words, on failure
+            sys.stderr.write(f"--- {log.name} (last lines)\n" + "".join(log.read_text().splitlines(True)[-30:]))
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -247,6 +245,7 @@ def hosts(pipeline, transactional_db):
     from contexts.models import Host, Template
     from tests.conftest import make_plan, make_pool
 
+    old_broker = _use_broker(pipeline.redis.url)  # what services send with, for this test only
     rows = {}
     for name in HOSTS:
         rows[name], _ = Host.objects.update_or_create(
@@ -286,6 +285,7 @@ def hosts(pipeline, transactional_db):
         if agent.process is None or agent.process.poll() is not None:
             agent.start()  # a test that killed it and failed before restarting it
         agent.remove_contexts()
+    _use_broker(old_broker)
 
 
 def quiesce(pipeline) -> None:
