@@ -117,13 +117,9 @@ def main() -> None:
             start = time.perf_counter()
             cli = ["-m", "contexts"]
             cli_env = env | {"CONTEXTS_STATE_DIR": str(state.root), "CONTEXTS_CGROUP_PARENT": tag}
-            subprocess.run(
-                [sys.executable, *cli, "build", name, "busybox", "--disk", "10G", "--address", "198.18.0.200"],
-                env=cli_env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
+            build = ["build", name, "--template", "busybox", "--disk", "10G", "--memory", "256M", "--cpus", "0.5"]
+            build += ["--rate", "100", "--address", "198.18.1.1", "--address", "2001:db8:c::1"]
+            subprocess.run([sys.executable, *cli, *build], env=cli_env, cwd=ROOT, check=True, capture_output=True)
             subprocess.run(
                 [sys.executable, *cli, "start", name], env=cli_env, cwd=ROOT, check=True, capture_output=True
             )
