@@ -55,6 +55,7 @@ def main() -> None:
     from contexts.engine.lifecycle import Lifecycle
     from contexts.engine.state import StateDir
     from contexts.engine.templates import Templates
+    from panel.celery import worker_command
 
     call_command("migrate", verbosity=0)
     tag = f"bench-prov-{os.getpid()}"
@@ -86,22 +87,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         ),
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--app",
-                "panel",
-                "worker",
-                "--queues",
-                "panel",
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                f"{tag}@bench",
-            ],
+            worker_command("panel", f"{tag}@bench", 2, "WARNING"),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

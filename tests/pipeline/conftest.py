@@ -17,6 +17,7 @@ from django.db import connection
 from contexts.engine import cgroups, clone
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
+from panel.celery import worker_command
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,24 +191,7 @@ def pipeline(request, django_db_setup, django_db_blocker, engine_state, busybox_
         "PYTHONUNBUFFERED": "1",
     }
     panel = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "panel",
-            "worker",
-            "--queues",
-            "panel",
-            "--concurrency",
-            "2",
-            "--hostname",
-            f"panel-{os.getpid()}@test",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        worker_command("panel", f"panel-{os.getpid()}@test", 2, "WARNING"),
         cwd=ROOT,
         env=env,
         stdout=open(base / "panel.log", "ab"),

@@ -19,6 +19,7 @@ from contexts.engine.errors import InvalidSpec
 from contexts.engine.hostinfo import host_name
 from contexts.engine.state import state_dir_from
 from contexts.validators import validate_hostname
+from panel.celery import worker_command
 
 
 def restore_unacknowledged(queue: str) -> int:
@@ -90,26 +91,9 @@ class Command(BaseCommand):
         }
         if options["cgroup_parent"]:
             environment["CONTEXTS_CGROUP_PARENT"] = options["cgroup_parent"]
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "panel",
-            "worker",
-            "--queues",
-            queue,
-            "--hostname",
-            f"{name}@host",
-            "--include",
-            "contexts.host_tasks",
-            "--concurrency",
-            str(options["concurrency"]),
-            "--loglevel",
-            options["loglevel"],
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        argv = worker_command(
+            queue, f"{name}@host", options["concurrency"], options["loglevel"], "--include", "contexts.host_tasks"
+        )
         self.stdout.write(f"Host agent {name}: consuming {queue}, contexts in {state_dir}.")
         self.stdout.flush()
         os.execve(sys.executable, argv, environment)
