@@ -23,7 +23,7 @@ from pathlib import Path
 from attacks import A_ADDR, ATTACKS, B_ADDR, DISK, HOST_UP, INODES, PEER, PLAN, judge
 
 from common import ROOT, mem_available_kib, need_root, remove_everything
-from contexts.engine import cgroups, libc
+from contexts.engine import cgroups, libc, limits
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
 from contexts.engine.templates import Templates
@@ -93,6 +93,30 @@ def inotify_works() -> bool:
     return False
 
 
+def host_spin_reference(probe: Probe, tag: str, context_id: int, probes: int) -> float:
+    """B's p99 ratio while a plain host process, no guest at all, spins under A's CPU cap on A's CPUs:
+    what this machine itself does to B when the neighbouring CPU is busy (shared cores, hypervisor)."""
+    cg = cgroups.detect(tag)
+    cg.create("reference")
+    spinners = []
+    try:
+        settings = limits.settings({"cpus": PLAN["cpus"]}, cg.version, context_id, limits.host_cpus(), None)
+        cg.apply("reference", settings)
+        idle = p99(probe.run(probes))
+        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+        for spinner in spinners:
+            for path in cg.procs_files("reference"):
+                with open(path, "w") as f:
+                    f.write(str(spinner.pid))
+        time.sleep(1)
+        return p99(probe.run(probes)) / idle
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+        cg.remove("reference")
+
+
 def host_snapshot(state: StateDir) -> dict:
     st = os.statvfs(state.root)
     return {
@@ -150,6 +174,7 @@ def main() -> None:
             f"{'attack':18} {'contained':10} {'B p50 ms':>9} {'B p99 ms':>9} {'idle p99':>9} {'p99 ratio':>9} "
             f"{'host ok':>8} {'harm outside A':>15}"
         )
+        reference = host_spin_reference(probe, tag, engine.state.config("b")["context_id"] + 1, args.probes)
         contained_count, worst = 0, 0.0
         b_file = Path(f"/proc/{probe.init_pid}/root/etc/passwd").read_bytes()
         for name, script in ATTACKS.items():
@@ -203,6 +228,10 @@ def main() -> None:
             attacker.kill()
             engine.destroy("a", timeout=2)
         print(f"\ncontained: {contained_count}/{len(ATTACKS)}, worst neighbour p99 ratio: {worst:.2f}")
+        print(
+            f"reference, no guest involved: a host process capped and pinned like A, spinning: B's p99 ratio "
+            f"{reference:.2f} (what this machine does to B whenever the neighbouring CPU is busy)"
+        )
         if cgroups.detect(tag).version == 1:
             print(
                 "note: this host runs cgroup v1, which charges buffered writeback to the root group; the engine"
