@@ -1,14 +1,17 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from customers.forms import SearchForm
 
-from . import lifecycle, services
-from .choices import OperationKind, ServerState
+from . import lifecycle, passwords, services
+from .choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
 from .exceptions import ServiceError
+from .forms import HostnameForm, ReinstallForm, SSHKeysForm
 from .models import VirtualServer
 
 SIMPLE_ACTIONS = (OperationKind.START, OperationKind.STOP, OperationKind.RESTART)
@@ -60,17 +63,116 @@ def action_buttons(server, user):
     return buttons
 
 
+def detail_context(request, server) -> dict:
+    return {
+        "server": server,
+        "addresses": server.addresses.select_related("pool"),
+        "operations": server.operations.select_related("requested_by")[:20],
+        "buttons": action_buttons(server, request.user),
+        "busy": server.active_operation(),
+    }
+
+
 @login_required
 def server_detail(request, pk):
     server = get_object_or_404(servers_for(request), pk=pk)
+    context = detail_context(request, server) | {
+        "hostname_form": HostnameForm(initial={"hostname": server.hostname}),
+        "keys_form": SSHKeysForm(initial={"ssh_keys": server.ssh_keys}),
+        "reinstall_form": ReinstallForm(server=server),
+    }
+    return render(request, "contexts/server_detail.html", context)
+
+
+@login_required
+def server_live(request, pk):
+    """The part of the server page that changes while the host works: state, actions, operations.
+    htmx polls it while an operation runs; status 286 tells htmx to stop once nothing is running."""
+    server = get_object_or_404(servers_for(request), pk=pk)
+    response = render(request, "contexts/_server_live.html", detail_context(request, server))
+    if not server.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
+        response.status_code = 286
+    return response
+
+
+def _done(request, server, ok_message: str, call) -> HttpResponse:
+    try:
+        call()
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, ok_message)
+    return redirect(server)
+
+
+@login_required
+@require_POST
+def server_hostname(request, pk):
+    server = get_object_or_404(servers_for(request), pk=pk)
+    form = HostnameForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["hostname"]))
+        return redirect(server)
+    hostname = form.cleaned_data["hostname"]
+    return _done(
+        request,
+        server,
+        f"Renaming to {hostname} queued.",
+        lambda: services.change_hostname(server, hostname, request.user),
+    )
+
+
+@login_required
+@require_POST
+def server_ssh_keys(request, pk):
+    server = get_object_or_404(servers_for(request), pk=pk)
+    form = SSHKeysForm(request.POST)
+    form.is_valid()
+    keys = form.cleaned_data.get("ssh_keys", "")
+    return _done(request, server, "New SSH keys queued.", lambda: services.set_ssh_keys(server, keys, request.user))
+
+
+@never_cache  # the page carries the new root password, once
+@login_required
+@require_POST
+def server_password(request, pk):
+    server = get_object_or_404(servers_for(request), pk=pk)
+    try:
+        operation, password = services.reset_root_password(server, request.user)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect(server)
     return render(
         request,
-        "contexts/server_detail.html",
+        "contexts/new_password.html",
+        {"server": server, "password": password, "operation": operation, "what": "The root password is being reset."},
+    )
+
+
+@never_cache
+@login_required
+@require_POST
+def server_reinstall(request, pk):
+    server = get_object_or_404(servers_for(request), pk=pk)
+    form = ReinstallForm(request.POST, server=server)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect(server)
+    password = passwords.generate()
+    try:
+        operation = services.reinstall_server(server, form.cleaned_data["template"], request.user, password)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect(server)
+    return render(
+        request,
+        "contexts/new_password.html",
         {
             "server": server,
-            "addresses": server.addresses.select_related("pool"),
-            "operations": server.operations.select_related("requested_by")[:20],
-            "buttons": action_buttons(server, request.user),
+            "password": password,
+            "operation": operation,
+            "what": f"{server.hostname} is being reinstalled from {form.cleaned_data['template']}.",
         },
     )
 

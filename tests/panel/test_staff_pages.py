@@ -150,7 +150,7 @@ def test_server_page_disables_actions_with_the_reason(client, world, account):
     client.force_login(account.login)
     page = client.get(reverse("server-detail", args=[account.server.pk])).content.decode()
     assert 'value="start" disabled title="Busy: create is queued."' in page
-    assert "Create is queued; other actions wait until it finishes." in page
+    assert "Create is queued (0 %). Other actions wait until it finishes." in page
     response = client.post(reverse("server-action", args=[account.server.pk]), {"action": "stop"}, follow=True)
     assert "busy" in response.content.decode()
 

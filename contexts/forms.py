@@ -1,0 +1,37 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import Template
+from .validators import normalise_hostname
+
+
+class HostnameForm(forms.Form):
+    hostname = forms.CharField(max_length=253, help_text="For example www.example.com")
+
+    def clean_hostname(self):
+        try:
+            return normalise_hostname(self.cleaned_data["hostname"])
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from exc
+
+
+class SSHKeysForm(forms.Form):
+    ssh_keys = forms.CharField(
+        label="SSH public keys",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="One per line, as in ~/.ssh/id_ed25519.pub. They replace root's authorized keys.",
+    )
+
+
+class ReinstallForm(forms.Form):
+    template = forms.ModelChoiceField(queryset=Template.objects.none(), empty_label=None)
+    confirm = forms.BooleanField(
+        label="I understand that every file on this server is erased.",
+        error_messages={"required": "Tick the box to confirm: a reinstall erases the server's data."},
+    )
+
+    def __init__(self, *args, server, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = Template.objects.filter(is_active=True, hosts=server.host_id)
+        self.fields["template"].initial = server.template_id
