@@ -5,14 +5,21 @@ from .models import Template
 from .validators import normalise_hostname
 
 
-class HostnameForm(forms.Form):
-    hostname = forms.CharField(max_length=253, help_text="For example www.example.com")
+class HostnameField(forms.CharField):
+    """A server's hostname, lower-cased and checked like the engine checks it."""
 
-    def clean_hostname(self):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=253, help_text="For example www.example.com", **kwargs)
+
+    def clean(self, value):
         try:
-            return normalise_hostname(self.cleaned_data["hostname"])
+            return normalise_hostname(super().clean(value))
         except ValidationError as exc:
             raise ValidationError(exc.messages) from exc
+
+
+class HostnameForm(forms.Form):
+    hostname = HostnameField()
 
 
 class SSHKeysForm(forms.Form):
