@@ -12,7 +12,7 @@ from . import lifecycle, passwords, services
 from .choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
 from .exceptions import ServiceError
 from .forms import HostnameForm, ReinstallForm, SSHKeysForm
-from .models import VirtualServer
+from .models import Operation, VirtualServer
 
 SIMPLE_ACTIONS = (OperationKind.START, OperationKind.STOP, OperationKind.RESTART)
 STAFF_ACTIONS = (OperationKind.SUSPEND, OperationKind.UNSUSPEND, OperationKind.DESTROY)
@@ -35,16 +35,25 @@ def server_list(request):
         servers = servers.filter(
             Q(hostname__icontains=q) | Q(customer__name__icontains=q) | Q(addresses__address__startswith=q)
         ).distinct()
-    return render(
-        request,
-        "contexts/server_list.html",
-        {
-            "servers": servers,
-            "search": search,
-            "states": ServerState.choices,
-            "state": state,
-        },
+    servers = list(servers)
+    busy = set(
+        Operation.objects.filter(server__in=servers, status__in=ACTIVE_OPERATION_STATUSES).values_list(
+            "server_id", flat=True
+        )
     )
+    for server in servers:
+        server.busy = server.pk in busy
+        server.quick_actions = (
+            [] if server.busy else [k for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
+        )
+    context = {"servers": servers, "search": search, "states": ServerState.choices, "state": state, "busy": busy}
+    if request.htmx:
+        # The table alone, polled while a listed server is busy; 286 stops the polling.
+        response = render(request, "contexts/_server_table.html", context)
+        if not busy:
+            response.status_code = 286
+        return response
+    return render(request, "contexts/server_list.html", context)
 
 
 def action_buttons(server, user):

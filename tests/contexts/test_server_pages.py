@@ -98,3 +98,15 @@ def test_live_part_polls_while_busy_and_tells_htmx_to_stop_when_done(client, run
     done = client.get(url, headers={"HX-Request": "true"})
     assert done.status_code == 286 and "Stopped" in done.content.decode()
     assert Operation.objects.get(pk=operation.pk).status == OperationStatus.SUCCEEDED
+
+
+def test_my_servers_list_offers_quick_actions_and_polls_only_while_busy(client, running):
+    client.force_login(running.login)
+    url = reverse("server-list")
+    page = client.get(url).content.decode()
+    assert 'value="stop"' in page and 'value="start"' not in page and "hx-trigger" not in page
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 286
+    post(client, "server-action", running.server, {"action": "stop"})
+    busy = client.get(url, headers={"HX-Request": "true"})
+    assert busy.status_code == 200 and 'hx-trigger="every 3s"' in busy.content.decode()
+    assert "working…" in busy.content.decode() and 'value="stop"' not in busy.content.decode()
