@@ -1,6 +1,7 @@
 """provision_account and the billing-state services."""
 
 import pytest
+from django.urls import reverse
 
 from contexts import services as server_services
 from contexts.choices import OperationKind, OperationStatus, ServerState
@@ -43,7 +44,8 @@ def test_provision_creates_customer_login_and_server(world, client):
     assert result.login.check_password(result.password) and len(result.password) >= 12
     assert result.server.customer == result.customer and result.server.state == ServerState.PROVISIONING
     assert result.operation.kind == OperationKind.CREATE
-    assert client.login(username="alice@example.com", password=result.password)
+    response = client.post(reverse("login"), {"username": "alice@example.com", "password": result.password})
+    assert response.status_code == 302 and "_auth_user_id" in client.session
     assert AuditEvent.objects.filter(action="customer.created", actor=world.staff).exists()
 
 
