@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,6 +15,7 @@ from .exceptions import ServiceError
 from .forms import HostnameForm, ReinstallForm, SSHKeysForm
 from .models import Operation, VirtualServer
 
+PAGE_SIZE = 50
 SIMPLE_ACTIONS = (OperationKind.START, OperationKind.STOP, OperationKind.RESTART)
 STAFF_ACTIONS = (OperationKind.SUSPEND, OperationKind.UNSUSPEND, OperationKind.DESTROY)
 
@@ -35,7 +37,8 @@ def server_list(request):
         servers = servers.filter(
             Q(hostname__icontains=q) | Q(customer__name__icontains=q) | Q(addresses__address__startswith=q)
         ).distinct()
-    servers = list(servers)
+    page = Paginator(servers.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    servers = list(page.object_list)
     busy = set(
         Operation.objects.filter(server__in=servers, status__in=ACTIVE_OPERATION_STATUSES).values_list(
             "server_id", flat=True
@@ -46,7 +49,14 @@ def server_list(request):
         server.quick_actions = (
             [] if server.busy else [k for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
         )
-    context = {"servers": servers, "search": search, "states": ServerState.choices, "state": state, "busy": busy}
+    context = {
+        "servers": servers,
+        "page": page,
+        "search": search,
+        "states": ServerState.choices,
+        "state": state,
+        "busy": busy,
+    }
     if request.htmx:
         # The table alone, polled while a listed server is busy; 286 stops the polling.
         response = render(request, "contexts/_server_table.html", context)
