@@ -9,7 +9,7 @@ from contexts.models import Host, IPPool, Template
 from customers import services as customer_services
 from customers.models import Customer, Plan, User
 
-pytest_plugins = ["tests.kernel"]
+pytest_plugins = ["tests.kernel", "tests.pipeline_world"]
 
 
 def require(condition: bool, reason: str) -> None:

@@ -1,6 +1,7 @@
-"""The whole pipeline as processes: a private Redis, a panel worker on the test database, and two
-host agents (`manage.py hostagent`) with their own names, queues, state directories, cgroup parents
-and stand-in host network namespaces. Started once per run; every test's contexts are destroyed after it."""
+"""Fixtures for the whole pipeline as processes (registered for the suite by tests/conftest.py): a
+private Redis, a panel worker on the test database, and two host agents (`manage.py hostagent`) with
+their own names, queues, state directories, cgroup parents and stand-in host network namespaces.
+Started once per run; every test's contexts are destroyed after it."""
 
 import os
 import shutil
@@ -20,7 +21,7 @@ from contexts.engine.state import StateDir
 from panel.celery import worker_command
 from tests.conftest import require
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 HOSTS = ("h1", "h2")
 
 
@@ -137,12 +138,12 @@ class Agent:
         )
 
     def remove_contexts(self) -> None:
-        engine = self.engine
+        """Destroy every context through the CLI: a process of its own, so nothing in this one (a
+        browser test's event loop, which pyroute2 would try to use) can get in the way."""
         for name in self.state.context_names():
-            try:
-                engine.destroy(name, timeout=2)
-            except Exception as exc:  # report, go on with the rest
-                print(f"cleanup of {self.name}/{name} failed: {exc}", file=sys.stderr)
+            result = self.cli("destroy", name, "--timeout", "2")
+            if result.returncode != 0:
+                print(f"cleanup of {self.name}/{name} failed: {result.stderr.strip()}", file=sys.stderr)
 
     def remove(self) -> None:
         from pyroute2 import netns

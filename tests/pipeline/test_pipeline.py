@@ -11,7 +11,7 @@ from contexts.choices import HostState, OperationKind, ServerState
 from contexts.models import Host, IPAddress, Operation, VirtualServer
 from customers import services as customer_services
 from customers.models import UsageRecord
-from tests.pipeline.conftest import finished, wait_until
+from tests.pipeline_world import finished, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm1c2VyLWtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAw alice@laptop"
