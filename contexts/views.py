@@ -66,9 +66,8 @@ def server_list(request):
     return render(request, "contexts/server_list.html", context)
 
 
-def action_buttons(server, user):
+def action_buttons(server, user, busy):
     """Each action the page offers, with the reason it is unavailable when it is."""
-    busy = server.active_operation()
     kinds = SIMPLE_ACTIONS + (STAFF_ACTIONS if user.is_staff else ())
     buttons = []
     for kind in kinds:
@@ -83,12 +82,15 @@ def action_buttons(server, user):
 
 
 def detail_context(request, server) -> dict:
+    # One read of the operations: the notice, the buttons and the table then agree with each other.
+    operations = list(server.operations.select_related("requested_by")[:20])
+    busy = next((op for op in operations if op.status in ACTIVE_OPERATION_STATUSES), None)
     return {
         "server": server,
         "addresses": server.addresses.select_related("pool"),
-        "operations": server.operations.select_related("requested_by")[:20],
-        "buttons": action_buttons(server, request.user),
-        "busy": server.active_operation(),
+        "operations": operations,
+        "buttons": action_buttons(server, request.user, busy),
+        "busy": busy,
     }
 
 
@@ -108,8 +110,9 @@ def server_live(request, pk):
     """The part of the server page that changes while the host works: state, actions, operations.
     htmx polls it while an operation runs; status 286 tells htmx to stop once nothing is running."""
     server = get_object_or_404(servers_for(request), pk=pk)
-    response = render(request, "contexts/_server_live.html", detail_context(request, server))
-    if not server.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).exists():
+    context = detail_context(request, server)
+    response = render(request, "contexts/_server_live.html", context)
+    if context["busy"] is None:
         response.status_code = 286
     return response
 
