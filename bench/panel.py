@@ -1,0 +1,205 @@
+"""The panel's pages under load: 10,000 servers over 1,000 customers and 5 hosts, 20 concurrent users.
+
+    sudo .venv/bin/python bench/panel.py [--seconds 15] [--workers 5]
+
+Loads the data in bulk into the database `panel_bench_web` (created anew on the server of
+DATABASE_URL, default postgres://panel:panel@127.0.0.1:5432/), serves the panel with gunicorn
+(DEBUG off) and measures with wrk (Debian's package, installed if missing when run as root) the
+median and 95th percentile latency of: a customer's servers list, a customer's server page, and the
+staff servers list (10,000 servers, 50 a page). Target: 95th percentile under 100 ms.
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import ROOT
+
+BASE = os.environ.get("DATABASE_URL", "postgres://panel:panel@127.0.0.1:5432/panel").rsplit("/", 1)[0]
+DATABASE_URL = f"{BASE}/panel_bench_web"
+CUSTOMERS, SERVERS_EACH, HOSTS = 1000, 10, 5
+# wrk prints the median and the 95th percentile in microseconds when it is done.
+WRK_SCRIPT = """
+local cookie = os.getenv("BENCH_COOKIE")
+request = function() return wrk.format("GET", nil, {["Cookie"] = cookie}) end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d\\n", latency:percentile(50), latency:percentile(95),
+                         summary.requests, summary.errors.status + summary.errors.connect + summary.errors.timeout))
+end
+"""
+
+
+def load(settings_env: dict) -> dict:
+    """Bulk-load the data; returns a customer's and a staff member's session cookies and page paths."""
+    import psycopg
+
+    with psycopg.connect(f"{BASE}/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS panel_bench_web WITH (FORCE)")
+        conn.execute("CREATE DATABASE panel_bench_web")
+    os.environ.update(settings_env)
+    import django
+
+    django.setup()
+    from decimal import Decimal
+    from ipaddress import ip_network
+
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from contexts.models import Host, IPAddress, IPPool, Operation, Template, VirtualServer
+    from customers.models import Customer, Plan, User
+
+    call_command("migrate", verbosity=0)
+    hosts = Host.objects.bulk_create(
+        Host(name=f"host{i}.example.net", cpus=Decimal(64), memory_mib=2**20, disk_gib=10**5) for i in range(HOSTS)
+    )
+    template = Template.objects.create(name="busybox", distribution="BusyBox", version="1")
+    pool = IPPool(name="v4", cidr="198.18.0.0/15")
+    pool.full_clean()
+    pool.save()
+    plan = Plan.objects.create(
+        slug="s", name="Small", cpu_cores=Decimal("0.5"), memory_mib=512, disk_gib=10, price_monthly=Decimal(5)
+    )
+    customers = Customer.objects.bulk_create(
+        Customer(name=f"Customer {i}", email=f"c{i}@example.com") for i in range(CUSTOMERS)
+    )
+    password = make_password("bench-Password-1")
+    users = User.objects.bulk_create(
+        User(username=c.email, email=c.email, password=password, customer=c) for c in customers
+    )
+    staff = User.objects.create_user("staff", "staff@example.com", "bench-Password-1", is_staff=True)
+    servers = VirtualServer.objects.bulk_create(
+        VirtualServer(
+            customer=c,
+            plan=plan,
+            host=hosts[(i * SERVERS_EACH + j) % HOSTS],
+            template=template,
+            hostname=f"s{j}.c{i}.example.com",
+            context_id=2 + (i * SERVERS_EACH + j) // HOSTS,
+            state="running",
+        )
+        for i, c in enumerate(customers)
+        for j in range(SERVERS_EACH)
+    )
+    addresses = ip_network("198.18.0.0/15").hosts()
+    IPAddress.objects.bulk_create(IPAddress(pool=pool, address=str(next(addresses)), server=s) for s in servers)
+    now = timezone.now()
+    Operation.objects.bulk_create(
+        Operation(server=s, kind=kind, status="succeeded", progress=100, step="Done", finished_at=now)
+        for s in servers
+        for kind in ("create", "restart")
+    )
+
+    def cookie(user) -> str:
+        session = SessionStore()
+        session["_auth_user_id"] = str(user.pk)
+        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        session["_auth_user_hash"] = user.get_session_auth_hash()
+        session.create()
+        return f"sessionid={session.session_key}"
+
+    customer = users[len(users) // 2]
+    server = VirtualServer.objects.filter(customer=customer.customer).first()
+    return {
+        "customer": cookie(customer),
+        "staff": cookie(staff),
+        "server": f"/servers/{server.pk}/",
+    }
+
+
+def wrk(url: str, cookie: str, seconds: int, script: str) -> tuple[float, float, int, int]:
+    result = subprocess.run(
+        ["wrk", "-t", "2", "-c", "20", "-d", f"{seconds}s", "-s", script, url],
+        env=os.environ | {"BENCH_COOKIE": cookie},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
+    p50, p95, requests, errors = (int(x) for x in line.split()[1:])
+    return p50 / 1000, p95 / 1000, requests, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=5, help="gunicorn worker processes (default 5)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        if os.geteuid() != 0:
+            sys.exit("bench/panel.py needs wrk: apt-get install wrk (or run it as root)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    env = {
+        "DATABASE_URL": DATABASE_URL,
+        "DJANGO_SETTINGS_MODULE": "panel.settings",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONN_MAX_AGE": "60",
+    }
+    started = time.perf_counter()
+    data = load(env)
+    print(
+        f"loaded {CUSTOMERS * SERVERS_EACH} servers, {CUSTOMERS} customers, {HOSTS} hosts "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "panel.wsgi",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ | env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(WRK_SCRIPT)
+            script.flush()
+            base = f"http://127.0.0.1:{port}"
+            pages = [
+                ("customer's servers list", f"{base}/servers/", data["customer"]),
+                ("customer's server page", f"{base}{data['server']}", data["customer"]),
+                ("staff servers list (page 1 of 200)", f"{base}/servers/", data["staff"]),
+            ]
+            wrk(pages[0][1], pages[0][2], 3, script.name)  # warm up the workers and their connections
+            print(
+                f"gunicorn {args.workers} workers, wrk 20 connections for {args.seconds} s each, "
+                f"{os.cpu_count()} CPUs (server and load generator on the same machine)"
+            )
+            for label, url, cookie in pages:
+                p50, p95, requests, errors = wrk(url, cookie, args.seconds, script.name)
+                print(
+                    f"  {label:36} median {p50:6.1f} ms   p95 {p95:6.1f} ms   "
+                    f"{requests / args.seconds:6.0f} req/s   errors {errors}   p95/target(100 ms) {p95 / 100:.2f}"
+                )
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
