@@ -130,7 +130,7 @@ def wrk(url: str, cookie: str, seconds: int, script: str) -> tuple[float, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=5, help="gunicorn worker processes (default 5)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         if os.geteuid() != 0:

@@ -219,6 +219,8 @@ class VirtualServer(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "virtual server"
+        # The servers list pages through them newest first: without it, every page sorts them all.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="server_newest_first")]
         constraints = [
             models.UniqueConstraint(fields=["host", "context_id"], condition=LIVE, name="context_id_unique_per_host"),
             models.UniqueConstraint(
