@@ -1,7 +1,6 @@
 """A real browser: Playwright driving Debian's Chromium, headless, against a live server whose
 operations are carried out by the pipeline's real host agents (the `hosts` fixture, tests/pipeline_world.py)."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -13,12 +12,13 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """Chromium for one test: Playwright's sync API keeps an event loop running in this thread while
+    it is open, which pyroute2 (in later tests) and Django's async-safety check must not see."""
     require(shutil.which(CHROMIUM) is not None, "needs Debian's chromium (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
-    # browser steps are plain synchronous code all the same.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # The ORM calls the test makes between browser steps are plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
