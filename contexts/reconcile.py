@@ -29,12 +29,15 @@ COUNTERS = ("cpu_seconds", "net_in_bytes", "net_out_bytes")
 
 
 def _register(name: str, capacity: dict) -> Host:
+    # A host that registers itself waits in maintenance: staff give it IP pools, check its capacity
+    # and overcommit, then make it active; nothing is placed on a machine nobody has looked at.
     host, created = Host.objects.get_or_create(
         name=name,
         defaults={
             "cpus": Decimal(int(capacity.get("cpus") or 1)),
             "memory_mib": int(capacity.get("memory_mib") or 0),
             "disk_gib": int(capacity.get("disk_gib") or 0),
+            "state": HostState.MAINTENANCE,
         },
     )
     if created:

@@ -66,7 +66,7 @@ def test_parallel_provisions_never_oversell_a_host(postgres, world):
     """4 CPUs sold in halves fit 8 servers: of 20 racing requests exactly 8 win, the rest leave nothing."""
     make_pool("v4-wide", "198.51.100.0/24", "198.51.100.1", world.host)
     results, errors = provision_in_parallel(world, PARALLEL)
-    assert len(results) == 8
+    assert len(results) == 8, errors
     assert len(errors) == PARALLEL - 8 and all(isinstance(e, NoCapacity) for e in errors), errors
     assert VirtualServer.objects.count() == 8 and Customer.objects.count() == 8
     assert IPAddress.objects.count() == 16
