@@ -55,6 +55,7 @@ def main() -> None:
     from contexts.engine.lifecycle import Lifecycle
     from contexts.engine.state import StateDir
     from contexts.engine.templates import Templates
+    from contexts.management.commands import hostagent
     from panel.celery import worker_command
 
     call_command("migrate", verbosity=0)
@@ -66,21 +67,7 @@ def main() -> None:
     env = os.environ | {"CONTEXTS_HOST_NETNS": tag, "PANEL_HEARTBEAT_SECONDS": "5"}
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "hostagent",
-                "--name",
-                "bench",
-                "--state-dir",
-                str(state.root),
-                "--cgroup-parent",
-                tag,
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "WARNING",
-            ],
+            hostagent.command_line("bench", state.root, tag),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

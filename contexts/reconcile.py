@@ -109,6 +109,9 @@ def record_usage(server: VirtualServer, context: dict) -> None:
         now = float(context.get(key) or 0)
         before = float(last.get(key) or 0)
         delta[key] = now - before if now >= before else now  # a counter that went down restarted from zero
+    peak, disk = int(context.get("memory_peak_bytes") or 0), context.get("disk_bytes")
+    if not any(delta.values()) and last.get("memory_peak_bytes") == peak and last.get("disk_bytes") == disk:
+        return  # an idle server between two reports: nothing to write
     today = timezone.localdate()
     start = today.replace(day=1)
     end = (start + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
@@ -118,11 +121,11 @@ def record_usage(server: VirtualServer, context: dict) -> None:
     record.cpu_seconds += delta["cpu_seconds"]
     record.traffic_in_bytes += int(delta["net_in_bytes"])
     record.traffic_out_bytes += int(delta["net_out_bytes"])
-    record.peak_memory_bytes = max(record.peak_memory_bytes, int(context.get("memory_peak_bytes") or 0))
-    if context.get("disk_bytes") is not None:
-        record.disk_bytes = int(context["disk_bytes"])
+    record.peak_memory_bytes = max(record.peak_memory_bytes, peak)
+    if disk is not None:
+        record.disk_bytes = int(disk)
     record.save()
-    server.counters = {key: context.get(key) or 0 for key in COUNTERS}
+    server.counters = {key: context.get(key) or 0 for key in COUNTERS} | {"memory_peak_bytes": peak, "disk_bytes": disk}
     server.save(update_fields=["counters"])
 
 

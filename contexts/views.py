@@ -127,6 +127,11 @@ def _done(request, server, ok_message: str, call) -> HttpResponse:
     return redirect(server)
 
 
+def _show_password_once(request, server, password: str, what: str) -> HttpResponse:
+    """The new root password, on a page that is never cached (views using it are never_cache)."""
+    return render(request, "contexts/new_password.html", {"server": server, "password": password, "what": what})
+
+
 @login_required
 @require_POST
 def server_hostname(request, pk):
@@ -160,15 +165,11 @@ def server_ssh_keys(request, pk):
 def server_password(request, pk):
     server = get_object_or_404(servers_for(request), pk=pk)
     try:
-        operation, password = services.reset_root_password(server, request.user)
+        _, password = services.reset_root_password(server, request.user)
     except ServiceError as exc:
         messages.error(request, str(exc))
         return redirect(server)
-    return render(
-        request,
-        "contexts/new_password.html",
-        {"server": server, "password": password, "operation": operation, "what": "The root password is being reset."},
-    )
+    return _show_password_once(request, server, password, "The root password is being reset.")
 
 
 @never_cache
@@ -183,19 +184,12 @@ def server_reinstall(request, pk):
         return redirect(server)
     password = passwords.generate()
     try:
-        operation = services.reinstall_server(server, form.cleaned_data["template"], request.user, password)
+        services.reinstall_server(server, form.cleaned_data["template"], request.user, password)
     except ServiceError as exc:
         messages.error(request, str(exc))
         return redirect(server)
-    return render(
-        request,
-        "contexts/new_password.html",
-        {
-            "server": server,
-            "password": password,
-            "operation": operation,
-            "what": f"{server.hostname} is being reinstalled from {form.cleaned_data['template']}.",
-        },
+    return _show_password_once(
+        request, server, password, f"{server.hostname} is being reinstalled from {form.cleaned_data['template']}."
     )
 
 

@@ -1,6 +1,7 @@
 """Two-factor sign-in with TOTP (django-otp): enrolment, the second step after the password, and the
 middleware that asks for it. Staff must enrol when STAFF_REQUIRE_2FA is on."""
 
+import base64
 import io
 
 import qrcode
@@ -112,8 +113,6 @@ def setup(request):
 
 def device_secret(device) -> str:
     """The key in base32, grouped, for apps that cannot scan."""
-    import base64
-
     key = base64.b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 

@@ -18,6 +18,7 @@ from django.db import connection
 from contexts.engine import cgroups, clone
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
+from contexts.management.commands import hostagent
 from panel.celery import worker_command
 from tests.conftest import require
 
@@ -90,21 +91,7 @@ class Agent:
     def start(self) -> None:
         env = self.env | {"CONTEXTS_HOST_NETNS": self.netns}
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "hostagent",
-                "--name",
-                self.name,
-                "--state-dir",
-                str(self.state.root),
-                "--cgroup-parent",
-                self.cgroup_parent,
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "WARNING",
-            ],
+            hostagent.command_line(self.name, self.state.root, self.cgroup_parent),
             cwd=ROOT,
             env=env,
             stdout=open(self.log, "ab"),

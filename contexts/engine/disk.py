@@ -95,21 +95,22 @@ def unmount(directory) -> None:
         _run("umount", mountpoint)
 
 
+def _used_and_size(mountpoint) -> tuple[int, int]:
+    st = os.statvfs(mountpoint)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+
+
 def usage(directory) -> tuple[int, int]:
     """(bytes used, bytes in all) of the guest's private file system."""
     ensure_mounted(directory)
-    st = os.statvfs(os.path.join(directory, MOUNT))
-    return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+    return _used_and_size(os.path.join(directory, MOUNT))
 
 
 def used_if_mounted(directory) -> int | None:
     """Bytes used, read only while the image is mounted anyway: a reporter must never mount it (an
     offline resize may be running)."""
     mountpoint = os.path.join(directory, MOUNT)
-    if not _mounted_source(mountpoint):
-        return None
-    st = os.statvfs(mountpoint)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
+    return _used_and_size(mountpoint)[0] if _mounted_source(mountpoint) else None
 
 
 def capacity(directory) -> int:

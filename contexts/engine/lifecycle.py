@@ -73,6 +73,11 @@ def hosts_file(hostname: str) -> str:
     return f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
+def hostname_files(hostname: str) -> dict[str, str]:
+    """The guest files that carry its hostname, by path below its root."""
+    return {"etc/hostname": hostname + "\n", "etc/hosts": hosts_file(hostname)}
+
+
 def limits_of(config: dict) -> dict | None:
     """The context's limits as shown by status: its cgroup limits and its disk limit."""
     limits = dict(config.get("limits") or {})
@@ -244,7 +249,7 @@ class Lifecycle:
             "work": work,
             "target": str(directory / "rootfs"),
             "hostname": config["hostname"],
-            "files": {"etc/hostname": config["hostname"] + "\n", "etc/hosts": hosts_file(config["hostname"])},
+            "files": hostname_files(config["hostname"]),
             "init": config["init"],
             "environment": guestproc.guest_environment("linux"),
             "procs_files": cg.procs_files(name),
@@ -495,8 +500,8 @@ class Lifecycle:
             config["hostname"] = hostname
             write_json(self.state.context_dir(name) / "config.json", config)
             with self._guest_root(name, config) as root:
-                safefile.write_file(root, "etc/hostname", hostname + "\n")
-                safefile.write_file(root, "etc/hosts", hosts_file(hostname))
+                for path, text in hostname_files(hostname).items():
+                    safefile.write_file(root, path, text)
             init = self._running(name)
             if init and init["state"] == "running":
                 namespaces.set_hostname_of(init["pid"], hostname)

@@ -1,24 +1,14 @@
 """Hostname, root password and SSH keys written into guests, running or stopped."""
 
-import ctypes
-import threading
-
 import pytest
 
+from contexts import passwords
 from contexts.engine import guestfiles
 from contexts.engine.errors import InvalidSpec
 from contexts.engine.safefile import UnsafePath
 from tests.engine.conftest import inside
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm1c2VyLWtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAw alice@laptop"
-_crypt_lock = threading.Lock()
-
-
-def crypt(password: str, salt: str) -> str:
-    libcrypt = ctypes.CDLL("libcrypt.so.1")
-    libcrypt.crypt.restype = ctypes.c_char_p
-    with _crypt_lock:
-        return libcrypt.crypt(password.encode(), salt.encode()).decode()
 
 
 def test_shadow_edit_replaces_only_roots_password():
@@ -44,7 +34,7 @@ def test_malformed_ssh_keys_are_refused(bad):
 @pytest.mark.parametrize("running", [True, False])
 def test_password_keys_and_hostname_reach_the_guest(engine, make_context, running):
     name = make_context(start=running)
-    password_hash = crypt("s3cret-Pass", "$6$abcdefgh$")
+    password_hash = passwords.crypt_hash("s3cret-Pass")
     engine.set_root_password(name, password_hash)
     engine.set_ssh_keys(name, [KEY])
     engine.set_hostname(name, "web.example.com")

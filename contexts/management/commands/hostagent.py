@@ -22,6 +22,25 @@ from contexts.validators import validate_hostname
 from panel.celery import worker_command
 
 
+def command_line(name: str, state_dir, cgroup_parent: str, concurrency: int = 4, loglevel: str = "WARNING") -> list:
+    """How to start this command for host `name` (the tests and benchmarks start agents this way)."""
+    return [
+        sys.executable,
+        "manage.py",
+        "hostagent",
+        "--name",
+        name,
+        "--state-dir",
+        str(state_dir),
+        "--cgroup-parent",
+        cgroup_parent,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+    ]
+
+
 def restore_unacknowledged(queue: str) -> int:
     """Put back on `queue` the messages a killed earlier run of this agent had taken but not finished.
 
