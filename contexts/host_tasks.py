@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,7 +54,6 @@ def send_to_panel(task: str, *args) -> bool:
 
 @shared_task(
     name="contexts.host.run_operation",
-    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(Transient,),
@@ -61,7 +61,7 @@ def send_to_panel(task: str, *args) -> bool:
     retry_backoff_max=60,
     max_retries=5,
 )
-def run_operation(self, spec: dict) -> dict:
+def run_operation(spec: dict) -> dict:
     """Carry out one operation; the returned outcome goes to `contexts.record_outcome` on the panel.
 
     The engine works in a process of its own (`python -m contexts run-operation`): it forks helpers
@@ -71,11 +71,13 @@ def run_operation(self, spec: dict) -> dict:
     kind = spec.get("kind") if isinstance(spec, dict) else "?"
     started = time.monotonic()
     outcome = {"operation": operation, "host": host_name()}
+    # stderr goes to a file: a pipe read only at the end could fill up and stall the engine.
+    errors = tempfile.TemporaryFile("w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "contexts", "run-operation"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         cwd=PROJECT_ROOT,
     )
@@ -90,13 +92,16 @@ def run_operation(self, spec: dict) -> dict:
                 send_to_panel(PROGRESS_TASK, operation, message["progress"], message["step"])
             else:
                 result = message
-        stderr = process.stderr.read()
         process.wait()
+        errors.seek(0)
+        stderr = errors.read()
     except SoftTimeLimitExceeded:
         process.kill()
         process.wait()
         result = {"ok": False, "error": f"The host gave up after {time.monotonic() - started:.0f} s (time limit)."}
         stderr = ""
+    finally:
+        errors.close()
     if result is None:
         if "Resource temporarily unavailable" in stderr:
             raise Transient(stderr.strip()[-300:])
