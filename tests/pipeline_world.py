@@ -214,50 +214,56 @@ def hosts(pipeline, transactional_db):
     every context made during the test is destroyed afterwards, even when it fails."""
     from decimal import Decimal
 
+    from django.db import transaction
+
     from contexts.models import Host, Template
     from tests.conftest import make_plan, make_pool
 
     old_broker = _use_broker(pipeline.redis.url)  # what services send with, for this test only
-    rows = {}
-    for name in HOSTS:
-        rows[name], _ = Host.objects.update_or_create(
-            name=name, defaults=dict(cpus=Decimal(4), memory_mib=16384, disk_gib=500, state="active")
+    try:
+        # One transaction that takes the host rows first, in name order, as the panel does: the
+        # agents' reports (which register and lock their host) then wait instead of deadlocking.
+        with transaction.atomic():
+            rows = {}
+            for name in HOSTS:
+                rows[name], _ = Host.objects.update_or_create(
+                    name=name, defaults=dict(cpus=Decimal(4), memory_mib=16384, disk_gib=500, state="active")
+                )
+            busybox = Template.objects.create(name="busybox", distribution="BusyBox", version="1.35")
+            bookworm = Template.objects.create(name="bookworm", distribution="Debian", version="12")
+            for template in (busybox, bookworm):
+                template.hosts.add(*rows.values())
+            make_pool("v4-h1", "192.0.2.0/27", "192.0.2.1", rows["h1"])
+            make_pool("v4-h2", "192.0.2.32/27", "192.0.2.33", rows["h2"])
+            make_pool("v6-h1", "2001:db8:1::/64", "2001:db8:1::1", rows["h1"])
+            make_pool("v6-h2", "2001:db8:2::/64", "2001:db8:2::1", rows["h2"])
+        plans = {
+            "small": make_plan("small", memory_mib=256, swap_mib=0, disk_gib=1, process_limit=256),
+            "large": make_plan(
+                "large",
+                cpu_cores=Decimal("1.00"),
+                memory_mib=512,
+                swap_mib=0,
+                disk_gib=2,
+                process_limit=512,
+                ipv6_count=2,
+                price_monthly=Decimal("10"),
+            ),
+        }
+        yield type(
+            "Hosts",
+            (),
+            dict(rows=rows, busybox=busybox, bookworm=bookworm, plans=plans, agents=pipeline.agents, pipeline=pipeline),
         )
-    busybox = Template.objects.create(name="busybox", distribution="BusyBox", version="1.35")
-    bookworm = Template.objects.create(name="bookworm", distribution="Debian", version="12")
-    for template in (busybox, bookworm):
-        template.hosts.add(*rows.values())
-    make_pool("v4-h1", "192.0.2.0/27", "192.0.2.1", rows["h1"])
-    make_pool("v4-h2", "192.0.2.32/27", "192.0.2.33", rows["h2"])
-    make_pool("v6-h1", "2001:db8:1::/64", "2001:db8:1::1", rows["h1"])
-    make_pool("v6-h2", "2001:db8:2::/64", "2001:db8:2::1", rows["h2"])
-    plans = {
-        "small": make_plan("small", memory_mib=256, swap_mib=0, disk_gib=1, process_limit=256),
-        "large": make_plan(
-            "large",
-            cpu_cores=Decimal("1.00"),
-            memory_mib=512,
-            swap_mib=0,
-            disk_gib=2,
-            process_limit=512,
-            ipv6_count=2,
-            price_monthly=Decimal("10"),
-        ),
-    }
-    world = type(
-        "Hosts",
-        (),
-        dict(rows=rows, busybox=busybox, bookworm=bookworm, plans=plans, agents=pipeline.agents, pipeline=pipeline),
-    )
-    yield world
-    if pipeline.redis.process.poll() is not None:
-        pipeline.redis.start()
-    quiesce(pipeline)
-    for agent in pipeline.agents.values():
-        if agent.process is None or agent.process.poll() is not None:
-            agent.start()  # a test that killed it and failed before restarting it
-        agent.remove_contexts()
-    _use_broker(old_broker)
+    finally:  # also when the set-up itself failed
+        if pipeline.redis.process.poll() is not None:
+            pipeline.redis.start()
+        quiesce(pipeline)
+        for agent in pipeline.agents.values():
+            if agent.process is None or agent.process.poll() is not None:
+                agent.start()  # a test that killed it and failed before restarting it
+            agent.remove_contexts()
+        _use_broker(old_broker)
 
 
 def quiesce(pipeline) -> None:
