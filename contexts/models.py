@@ -295,3 +295,31 @@ class Operation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in ACTIVE_OPERATION_STATUSES
+
+
+class UsageSample(models.Model):
+    """What one server used in one minute or one hour, for its graphs; kept for a short while only
+    (billing reads UsageRecord). A minute or hour with no row is one in which nothing changed."""
+
+    class Span(models.IntegerChoices):
+        MINUTE = 60, "minute"
+        HOUR = 3600, "hour"
+
+    server = models.ForeignKey(VirtualServer, on_delete=models.CASCADE, related_name="usage_samples")
+    span = models.PositiveIntegerField(choices=Span.choices)
+    start = models.DateTimeField()
+    cpu_seconds = models.FloatField(default=0)
+    memory_bytes = models.BigIntegerField(default=0, help_text="The most seen in the span.")
+    disk_bytes = models.BigIntegerField(null=True, blank=True, help_text="The last seen in the span.")
+    net_in_bytes = models.BigIntegerField(default=0)
+    net_out_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["server", "span", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "span", "start"], name="one_usage_sample_per_span"),
+        ]
+        indexes = [models.Index(fields=["span", "start"], name="usage_sample_age")]
+
+    def __str__(self):
+        return f"{self.server} {self.get_span_display()} {self.start:%Y-%m-%d %H:%M}"

@@ -18,7 +18,7 @@ from panel import audit
 
 from . import services, tasks
 from .choices import ACTIVE_OPERATION_STATUSES, HostState, ServerState
-from .models import Host, Operation, Template, VirtualServer
+from .models import Host, Operation, Template, UsageSample, VirtualServer
 from .validators import validate_hostname
 
 log = logging.getLogger("contexts.reconcile")
@@ -102,17 +102,23 @@ def _reconcile_server(pk: int, context: dict | None, reported_at) -> None:
 
 
 def record_usage(server: VirtualServer, context: dict) -> None:
-    """Add what the server used since the last report to this month's UsageRecord."""
+    """Add what the server used since the last report to this month's UsageRecord and to the minute
+    and hour samples its graphs are drawn from. The caller holds the server's row lock."""
     last = server.counters or {}
     delta = {}
     for key in COUNTERS:
         now = float(context.get(key) or 0)
         before = float(last.get(key) or 0)
         delta[key] = now - before if now >= before else now  # a counter that went down restarted from zero
-    peak, disk = int(context.get("memory_peak_bytes") or 0), context.get("disk_bytes")
-    if not any(delta.values()) and last.get("memory_peak_bytes") == peak and last.get("disk_bytes") == disk:
-        return  # an idle server between two reports: nothing to write
-    today = timezone.localdate()
+    gauges = {
+        "memory_bytes": int(context.get("memory_bytes") or 0),
+        "memory_peak_bytes": int(context.get("memory_peak_bytes") or 0),
+        "disk_bytes": context.get("disk_bytes"),
+    }
+    if not any(delta.values()) and all(last.get(key) == value for key, value in gauges.items()):
+        return  # an idle server between two reports: nothing to write (graphs read a gap as "no change")
+    now = timezone.now()
+    today = timezone.localdate(now)
     start = today.replace(day=1)
     end = (start + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
     record, _ = UsageRecord.objects.select_for_update().get_or_create(
@@ -121,12 +127,40 @@ def record_usage(server: VirtualServer, context: dict) -> None:
     record.cpu_seconds += delta["cpu_seconds"]
     record.traffic_in_bytes += int(delta["net_in_bytes"])
     record.traffic_out_bytes += int(delta["net_out_bytes"])
-    record.peak_memory_bytes = max(record.peak_memory_bytes, peak)
-    if disk is not None:
-        record.disk_bytes = int(disk)
+    record.peak_memory_bytes = max(record.peak_memory_bytes, gauges["memory_peak_bytes"])
+    if gauges["disk_bytes"] is not None:
+        record.disk_bytes = int(gauges["disk_bytes"])
     record.save()
-    server.counters = {key: context.get(key) or 0 for key in COUNTERS} | {"memory_peak_bytes": peak, "disk_bytes": disk}
+    for span in UsageSample.Span:
+        _add_sample(server, span, now, delta, gauges)
+    server.counters = {key: context.get(key) or 0 for key in COUNTERS} | gauges
     server.save(update_fields=["counters"])
+
+
+def _add_sample(server, span: int, now, delta: dict, gauges: dict) -> None:
+    epoch = int(now.timestamp())
+    start = datetime.datetime.fromtimestamp(epoch - epoch % span, tz=datetime.UTC)
+    sample, _ = UsageSample.objects.get_or_create(server=server, span=span, start=start)
+    sample.cpu_seconds += delta["cpu_seconds"]
+    sample.net_in_bytes += int(delta["net_in_bytes"])
+    sample.net_out_bytes += int(delta["net_out_bytes"])
+    sample.memory_bytes = max(sample.memory_bytes, gauges["memory_bytes"])
+    if gauges["disk_bytes"] is not None:
+        sample.disk_bytes = int(gauges["disk_bytes"])
+    sample.save()
+
+
+def prune_usage_samples() -> int:
+    """Minute samples live USAGE_MINUTES_KEPT_HOURS, hour samples USAGE_HOURS_KEPT_DAYS: graphs only."""
+    now = timezone.now()
+    keep = {
+        UsageSample.Span.MINUTE: datetime.timedelta(hours=settings.USAGE_MINUTES_KEPT_HOURS),
+        UsageSample.Span.HOUR: datetime.timedelta(days=settings.USAGE_HOURS_KEPT_DAYS),
+    }
+    removed = 0
+    for span, age in keep.items():
+        removed += UsageSample.objects.filter(span=span, start__lt=now - age).delete()[0]
+    return removed
 
 
 def mark_silent_hosts() -> list[str]:

@@ -64,6 +64,14 @@ def watch_operations() -> dict:
     return reconcile.watch_operations()
 
 
+@shared_task(name="contexts.prune_usage_samples", queue=settings.PANEL_QUEUE, **RETRY_DB)
+def prune_usage_samples() -> int:
+    """Beat, hourly: graph samples past their keeping time go."""
+    from . import reconcile
+
+    return reconcile.prune_usage_samples()
+
+
 def enqueue_operation(operation_id: str, queue: str, spec: dict) -> None:
     """Send the spec to the host's queue, with the outcome callback chained on the panel queue.
 

@@ -8,8 +8,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from customers.forms import SearchForm
+from panel.models import AuditEvent
 
-from . import lifecycle, passwords, services
+from . import graphs, lifecycle, passwords, services, traffic
 from .choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
 from .exceptions import ServiceError
 from .forms import HostnameForm, ReinstallForm, SSHKeysForm
@@ -94,15 +95,38 @@ def detail_context(request, server) -> dict:
     }
 
 
+def graph_context(request, server) -> dict:
+    range_name = request.GET.get("range", "hour")
+    if range_name not in graphs.RANGES:
+        range_name = "hour"
+    return {"graphs": graphs.load(server, range_name), "polling": server.state == ServerState.RUNNING}
+
+
 @login_required
 def server_detail(request, pk):
     server = get_object_or_404(servers_for(request), pk=pk)
-    context = detail_context(request, server) | {
-        "hostname_form": HostnameForm(initial={"hostname": server.hostname}),
-        "keys_form": SSHKeysForm(initial={"ssh_keys": server.ssh_keys}),
-        "reinstall_form": ReinstallForm(server=server),
-    }
+    context = (
+        detail_context(request, server)
+        | graph_context(request, server)
+        | {
+            "traffic": traffic.this_month(server),
+            "hostname_form": HostnameForm(initial={"hostname": server.hostname}),
+            "keys_form": SSHKeysForm(initial={"ssh_keys": server.ssh_keys}),
+            "reinstall_form": ReinstallForm(server=server),
+        }
+    )
+    if request.user.is_staff:
+        context["audit_events"] = AuditEvent.objects.filter(
+            object_type=server._meta.model_name, object_id=str(server.pk)
+        )[:20]
     return render(request, "contexts/server_detail.html", context)
+
+
+@login_required
+def server_graphs(request, pk):
+    """The graphs alone: htmx fetches them every minute while the server runs, and on a range switch."""
+    server = get_object_or_404(servers_for(request), pk=pk)
+    return render(request, "contexts/_server_graphs.html", {"server": server} | graph_context(request, server))
 
 
 @login_required

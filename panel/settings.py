@@ -219,9 +219,13 @@ HOST_SILENT_AFTER_SECONDS = env.int("HOST_SILENT_AFTER_SECONDS", default=120)
 # then failed with a readable error after OPERATION_GIVE_UP_SECONDS.
 OPERATION_STALL_SECONDS = env.int("OPERATION_STALL_SECONDS", default=120)
 OPERATION_GIVE_UP_SECONDS = env.int("OPERATION_GIVE_UP_SECONDS", default=45 * 60)
+# Usage samples feed the servers' graphs (last hour by minute, last day by hour); billing keeps its own.
+USAGE_MINUTES_KEPT_HOURS = env.int("USAGE_MINUTES_KEPT_HOURS", default=3)
+USAGE_HOURS_KEPT_DAYS = env.int("USAGE_HOURS_KEPT_DAYS", default=8)
 CELERY_BEAT_SCHEDULE = {
     "check-hosts": {"task": "contexts.check_hosts", "schedule": env.float("CHECK_HOSTS_EVERY", default=30.0)},
     "watch-operations": {"task": "contexts.watch_operations", "schedule": env.float("WATCH_EVERY", default=30.0)},
+    "prune-usage-samples": {"task": "contexts.prune_usage_samples", "schedule": 3600.0},
 }
 
 LOGGING = {

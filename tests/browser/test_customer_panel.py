@@ -56,7 +56,16 @@ def test_customer_stops_starts_and_resets_the_password_live(page, live_server, h
     page.go_back()
     page.reload()
     assert password not in page.content(), "the password is shown once"
+    # The host's reports (every second here) feed the graphs: the guest's memory is known.
+    expect(page.get_by_role("img", name=re.compile(r"^Memory used: now"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"GiB of \d+ GiB used"))).to_be_visible()
+    page.get_by_role("link", name="Last day").click()  # htmx swaps the graphs alone
+    expect(page.get_by_text("24 h ago").first).to_be_visible()
+    expect(state).to_have_text("Running")
     page.screenshot(path=str(artifacts / "server-page.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, nothing cut off
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(artifacts / "server-page-phone.png"), full_page=True)
 
     response = page.goto(f"{live_server.url}/servers/{bob.server.pk}/")
     assert response.status == 404

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from contexts.choices import OperationKind, OperationStatus, ServerState
+from contexts.choices import OperationKind, OperationStatus
 from contexts.models import Operation
 from contexts.services import finish_operation
 
@@ -15,16 +15,6 @@ POST_PAGES = {
     "server-password": {},
     "server-reinstall": {"confirm": "on"},
 }
-
-
-@pytest.fixture
-def running(world):
-    """Alice's server, created and running (the host's outcome recorded as a host would)."""
-    account = world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
-    finish_operation(account.operation.pk, ok=True)
-    account.server.refresh_from_db()
-    assert account.server.state == ServerState.RUNNING
-    return account
 
 
 def post(client, name, server, data):
