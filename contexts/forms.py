@@ -32,7 +32,8 @@ class SSHKeysForm(forms.Form):
 
 
 class ReinstallForm(forms.Form):
-    template = forms.ModelChoiceField(queryset=Template.objects.none(), empty_label=None)
+    # Plain choices read once: a ModelChoiceField queries again for each look at its choices.
+    template = forms.ChoiceField()
     confirm = forms.BooleanField(
         label="I understand that every file on this server is erased.",
         error_messages={"required": "Tick the box to confirm: a reinstall erases the server's data."},
@@ -40,5 +41,9 @@ class ReinstallForm(forms.Form):
 
     def __init__(self, *args, server, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = Template.objects.filter(is_active=True, hosts=server.host_id)
-        self.fields["template"].initial = server.template_id
+        self.templates = {str(t.pk): t for t in Template.objects.filter(is_active=True, hosts=server.host_id)}
+        self.fields["template"].choices = [(pk, str(t)) for pk, t in self.templates.items()]
+        self.fields["template"].initial = str(server.template_id)
+
+    def clean_template(self) -> Template:
+        return self.templates[self.cleaned_data["template"]]

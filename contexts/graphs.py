@@ -8,6 +8,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from .models import UsageSample
@@ -18,6 +19,7 @@ RANGES = {
 }
 WIDTH, HEIGHT = 600, 120
 MIB, GIB = 1024**2, 1024**3
+READINGS = ("start", "cpu_seconds", "memory_bytes", "disk_bytes", "net_in_bytes", "net_out_bytes")
 
 
 @dataclass
@@ -58,12 +60,12 @@ def load(server, range_name: str, now=None) -> dict:
     shape = RANGES[range_name]
     span = shape["span"]
     starts = bucket_starts(now, span, shape["count"])
-    samples = list(UsageSample.objects.filter(server=server, span=span, start__gte=starts[0]).order_by("start"))
-    earlier = (
-        UsageSample.objects.filter(server=server, span=span, start__lt=starts[0], disk_bytes__isnull=False)
-        .order_by("-start")
-        .first()
-    )
+    mine = UsageSample.objects.filter(server=server, span=span)
+    # The window and, in the same query, the last sample before it: its memory and disk carry on.
+    last_before = mine.filter(start__lt=starts[0]).order_by("-start").values("pk")[:1]
+    window = mine.filter(Q(start__gte=starts[0]) | Q(pk=Subquery(last_before))).order_by("start")
+    samples = list(window.values_list(*READINGS, named=True))  # light rows: a day is 24, an hour 60
+    earlier = samples.pop(0) if samples and samples[0].start < starts[0] else None
     charts = build(server, samples, earlier, starts, span, now)
     return {"range": range_name, "ranges": RANGES, "shape": shape, "charts": charts}
 

@@ -209,6 +209,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 PANEL_QUEUE = "panel"
 HOST_QUEUE_PREFIX = "host."
 if REDIS_URL:
+    # Sessions and the two-factor check are read on every page: from Redis they cost a fraction of
+    # a database query. Sessions stay in the database too (cached_db), so a Redis restart logs no one out.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "panel",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     # A message a dead worker held comes back after this long; a restarted host agent takes its own
     # back at once (hostagent), so this only has to outlast the longest task.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}

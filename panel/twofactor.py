@@ -10,17 +10,22 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
+from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import audit
 
 # Pages reachable before the second step: signing out, the step itself, enrolment, static files.
+DEVICE_CACHE_SECONDS = 300
 OPEN_PATHS = ("/logout/", "/login/verify/", "/account/2fa/setup/", "/static/")
 
 
@@ -38,6 +43,27 @@ class TokenForm(forms.Form):
         return token
 
 
+def _device_key(user) -> str:
+    # date_joined too: a user id can come back (a rolled-back test, a restored dump), a person cannot.
+    return f"2fa-device:{user.pk}:{user.date_joined.timestamp():.0f}"
+
+
+def has_confirmed_device(user) -> bool:
+    """Whether the user must give a code: asked on every page, so cached, and cleared when a device changes."""
+    key = _device_key(user)
+    found = cache.get(key)
+    if found is None:
+        found = user_has_device(user, confirmed=True)
+        cache.set(key, found, DEVICE_CACHE_SECONDS)
+    return found
+
+
+@receiver([post_save, post_delete])
+def _forget_devices(sender, instance, **kwargs):
+    if isinstance(instance, Device) and instance.user_id:
+        cache.delete(_device_key(instance.user))
+
+
 class TwoFactorMiddleware:
     """Signed in with a password only: users with a device are sent to the second step; staff without
     one, when it is required, to enrolment."""
@@ -48,7 +74,7 @@ class TwoFactorMiddleware:
     def __call__(self, request):
         user = request.user
         if user.is_authenticated and not request.path.startswith(OPEN_PATHS) and not user.is_verified():
-            if user_has_device(user, confirmed=True):
+            if has_confirmed_device(user):
                 return redirect(f"{reverse('login-verify')}?next={request.get_full_path()}")
             if user.is_staff and settings.STAFF_REQUIRE_2FA:
                 messages.info(request, "Staff accounts need two-factor sign-in: set it up to continue.")

@@ -139,3 +139,18 @@ def test_staff_see_who_did_what_on_the_server_page(client, running, world):
     assert "Audit log" in page and "<code>operation.stop</code>" in page and "admin" in page
     client.force_login(running.login)
     assert "Audit log" not in client.get(server.get_absolute_url()).content.decode()
+
+
+def test_memory_and_disk_carry_on_from_before_the_window(running):
+    """An idle server writes no samples: its last sample, from before the hour, still says what it holds."""
+    server = running.server
+    now = timezone.now()
+    type(server).objects.filter(pk=server.pk).update(created_at=now - datetime.timedelta(days=1))
+    server.refresh_from_db()
+    UsageSample.objects.create(
+        server=server, span=60, start=now - datetime.timedelta(hours=2), memory_bytes=64 * 2**20, disk_bytes=GIB
+    )
+    UsageSample.objects.create(server=server, span=60, start=now - datetime.timedelta(hours=3), memory_bytes=1)
+    cpu, memory, disk, _ = graphs.load(server, "hour", now)["charts"]
+    assert set(memory.series[0].values) == {64} and set(disk.series[0].values) == {1.0}
+    assert set(cpu.series[0].values) == {0.0}

@@ -84,6 +84,19 @@ def test_staff_cannot_turn_required_two_factor_off(client, world, settings):
     assert TOTPDevice.objects.filter(user=world.staff).exists()
 
 
+def test_a_device_added_while_signed_in_is_asked_for_at_once(client, customer_login):
+    """Whether a user has a device is cached (every page asks); adding or removing one clears it."""
+    _, login = customer_login()
+    log_in(client, login.username)
+    assert client.get(reverse("server-list")).status_code == 200
+    assert client.get(reverse("server-list")).status_code == 200  # from the cache now
+    device = TOTPDevice.objects.create(user=login, name="app", confirmed=True)
+    response = client.get(reverse("server-list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login-verify"))
+    device.delete()
+    assert client.get(reverse("server-list")).status_code == 200
+
+
 def test_password_change_and_reset_by_email(client, world, customer_login):
     _, login = customer_login("Carol")
     assert log_in(client, login.username).status_code == 302
