@@ -315,9 +315,9 @@ def change_hostname(server, hostname: str, actor) -> Operation:
         return operation
 
 
-def reset_root_password(server, actor) -> tuple[Operation, str]:
-    """A new random root password: returned once for the customer to see, sent as a hash, kept nowhere."""
-    password = passwords.generate()
+def reset_root_password(server, actor, password: str | None = None) -> tuple[Operation, str]:
+    """A new root password (random unless given): returned once to be shown, sent as a hash, kept nowhere."""
+    password = password or passwords.generate()
     with transaction.atomic():
         operation = queue_operation(
             locked(server), OperationKind.PASSWORD, actor, params={"password_hash": passwords.crypt_hash(password)}

@@ -35,8 +35,11 @@ class ProvisionResult:
     root_password: str = ""  # the server's root password: shown once, sent to the host as a crypt hash
 
 
-def provision_account(*, name: str, email: str, plan, template, hostname: str, actor) -> ProvisionResult:
-    """A new customer, their first login and their first server, all or nothing."""
+def provision_account(
+    *, name: str, email: str, plan, template, hostname: str, actor, root_password: str | None = None, ssh_keys: str = ""
+) -> ProvisionResult:
+    """A new customer, their first login and their first server, all or nothing. The server's root
+    password is random unless given (a billing system may choose it)."""
     name = (name or "").strip()
     email = (email or "").strip().lower()
     if not name:
@@ -53,9 +56,15 @@ def provision_account(*, name: str, email: str, plan, template, hostname: str, a
         password = secrets.token_urlsafe(12)
         login = User.objects.create_user(username=email, email=email, password=password, customer=customer)
         audit.record(actor, "login.created", login, details={"customer": customer.pk})
-        root_password = passwords.generate()
+        root_password = root_password or passwords.generate()
         server, operation = create_server(
-            customer=customer, plan=plan, template=template, hostname=hostname, actor=actor, root_password=root_password
+            customer=customer,
+            plan=plan,
+            template=template,
+            hostname=hostname,
+            actor=actor,
+            root_password=root_password,
+            ssh_keys=ssh_keys,
         )
     return ProvisionResult(customer, login, password, server, operation, root_password)
 

@@ -6,6 +6,9 @@ from .models import AuditEvent
 def actor_label(actor) -> str:
     if actor is None:
         return "system"
+    token = getattr(actor, "api_token", None)  # set by the API's authentication
+    if token is not None:
+        return f"{actor.get_username()} (API token {token.name})"[:150]
     return actor.get_username()
 
 

@@ -46,3 +46,66 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The audit log is append-only.")
+
+
+class ApiTokenScope(models.TextChoices):
+    READ = "read", "Read only"
+    PROVISIONING = "provisioning", "Provisioning (accounts, plans, passwords)"
+    FULL = "full", "Full (provisioning and server actions)"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A key for the REST API. Only its SHA-256 is kept: the token itself is shown once, when made.
+
+    It acts as `user` (staff see every customer; a customer's login only that customer), within
+    `scope`, and only from `allowed_networks` when any are listed."""
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. 'WHMCS module'.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens")
+    scope = models.CharField(max_length=16, choices=ApiTokenScope.choices, default=ApiTokenScope.READ)
+    allowed_networks = models.TextField(
+        blank=True, help_text="Source addresses or networks it may be used from, one per line; empty for any."
+    )
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Identifies it in lists and logs.")
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class IdempotencyRecord(models.Model):
+    """The answer given to a request carrying an Idempotency-Key, replayed when the same key comes again."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, help_text="Empty while the first request runs.")
+    body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="one_answer_per_idempotency_key")]
+
+    def __str__(self):
+        return f"{self.token.prefix} {self.key}"

@@ -64,6 +64,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "panel",
@@ -236,6 +239,44 @@ CELERY_BEAT_SCHEDULE = {
     "check-hosts": {"task": "contexts.check_hosts", "schedule": env.float("CHECK_HOSTS_EVERY", default=30.0)},
     "watch-operations": {"task": "contexts.watch_operations", "schedule": env.float("WATCH_EVERY", default=30.0)},
     "prune-usage-samples": {"task": "contexts.prune_usage_samples", "schedule": 3600.0},
+    "prune-idempotency-keys": {"task": "panel.prune_idempotency_keys", "schedule": 3600.0},
+}
+
+# The REST API for billing systems (panel/api): bearer tokens only, JSON in, JSON or CSV out.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+IDEMPOTENCY_KEEP_HOURS = env.int("IDEMPOTENCY_KEEP_HOURS", default=24)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["panel.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["panel.api.permissions.TokenScope"],
+    "DEFAULT_PARSER_CLASSES": ["panel.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "panel.api.renderers.Negotiation",
+    "DEFAULT_PAGINATION_CLASS": "panel.api.pagination.Pages",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "panel.api.errors.handle",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_RATE", default="1200/minute")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hosting panel API",
+    "DESCRIPTION": (
+        "Provisioning and usage for billing systems. Authenticate with `Authorization: Bearer <token>`; "
+        "send an `Idempotency-Key` with every verb; long work answers 202 with an operation to poll."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "panel.api.schema.add_common_responses",
+    ],
 }
 
 LOGGING = {

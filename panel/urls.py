@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import twofactor, views
+from .api import staff as api_staff
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,7 +23,13 @@ urlpatterns = [
     ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("staff/", views.dashboard, name="dashboard"),
+    path("staff/api-tokens/", api_staff.token_list, name="api-tokens"),
+    path("staff/api-tokens/<int:pk>/revoke/", api_staff.token_revoke, name="api-token-revoke"),
     path("staff/", include("customers.urls")),
     path("", include("contexts.urls")),
+    path("api/v1/", include("panel.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "panel.api.errors.not_found"
+handler500 = "panel.api.errors.server_error"

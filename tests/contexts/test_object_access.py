@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from contexts.services import finish_operation
 
 # Staff-only pages answer customers 403 (they are not theirs to know about either way).
-STAFF_ONLY = {"customer-detail", "customer-billing"}
+STAFF_ONLY = {"customer-detail", "customer-billing", "api-token-revoke"}
 
 
 def object_url_names(patterns=None, prefix=""):

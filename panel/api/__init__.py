@@ -1,0 +1,1 @@
+"""The REST API for billing systems (/api/v1/): tokens, resources, provisioning verbs, usage."""

@@ -1,0 +1,454 @@
+"""The API's resources and verbs. Every verb calls the same services as the panel's pages; long work
+answers 202 with the operation to poll at /api/v1/operations/<id>/."""
+
+import datetime
+
+from django.db.models import Prefetch
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from contexts import passwords
+from contexts import services as server_services
+from contexts.choices import OperationKind, OperationStatus, ServerState
+from contexts.models import Host, IPAddress, Operation, Template, VirtualServer
+from customers import services as customer_services
+from customers.models import Customer, Plan, UsageRecord
+from panel.models import ApiTokenScope
+
+from . import serializers as s
+from .idempotency import HEADER, idempotent
+from .permissions import StaffOnly, TokenScope
+from .renderers import CSVRenderer
+
+IDEMPOTENCY = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description="Any unique string, e.g. a UUID: a retry with the same key gets the first answer again.",
+)
+# Besides the answers every operation can give (panel/api/schema.py).
+REFUSALS = {
+    409: OpenApiResponse(description="Busy with another operation, or not possible in the current state."),
+    422: OpenApiResponse(description="The Idempotency-Key was used for a different request."),
+    503: OpenApiResponse(description="No host has room for this plan now."),
+}
+
+
+def accepted(answer_serializer, data: dict, operation: Operation) -> Response:
+    return Response(
+        answer_serializer(data).data,
+        status=status.HTTP_202_ACCEPTED,
+        headers={"Location": reverse("api:operation-detail", args=[operation.pk])},
+    )
+
+
+def visible_servers(user):
+    return (
+        VirtualServer.objects.visible_to(user)
+        .select_related("customer", "plan", "host", "template")
+        .prefetch_related(Prefetch("addresses", IPAddress.objects.only("address", "server_id")))
+        .order_by("pk")
+    )
+
+
+class PlanViewSet(viewsets.ReadOnlyModelViewSet):
+    """Plans on sale (staff also see retired ones)."""
+
+    serializer_class = s.PlanSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return Plan.objects.none()
+        plans = Plan.objects.order_by("price_monthly", "slug")
+        return plans if self.request.user.is_staff else plans.filter(is_active=True)
+
+
+class TemplateViewSet(viewsets.ReadOnlyModelViewSet):
+    """Operating system templates servers are installed from."""
+
+    serializer_class = s.TemplateSerializer
+    lookup_field = "name"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return Template.objects.none()
+        templates = Template.objects.order_by("name")
+        return templates if self.request.user.is_staff else templates.filter(is_active=True)
+
+
+class HostViewSet(viewsets.ReadOnlyModelViewSet):
+    """The machines servers run on, with what their servers take (staff only)."""
+
+    serializer_class = s.HostSerializer
+    permission_classes = [TokenScope, StaffOnly]
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        return Host.objects.with_usage().order_by("name")
+
+
+class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
+    """Customers: staff see all, a customer's token only its own. Billing verbs are staff only."""
+
+    serializer_class = s.CustomerSerializer
+    lookup_value_regex = r"\d+"
+    action_scopes = {
+        "suspend": ApiTokenScope.PROVISIONING,
+        "unsuspend": ApiTokenScope.PROVISIONING,
+        "terminate": ApiTokenScope.PROVISIONING,
+    }
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return Customer.objects.none()
+        customers = Customer.objects.order_by("pk")
+        user = self.request.user
+        if user.is_staff:
+            return customers
+        return customers.filter(pk=user.customer_id) if user.customer_id else customers.none()
+
+    def get_permissions(self):
+        if self.action in self.action_scopes:
+            return [TokenScope(), StaffOnly()]
+        return super().get_permissions()
+
+    def _billing(self, request, service):
+        customer = self.get_object()
+        operations = service(customer, request.user)
+        customer.refresh_from_db()
+        data = s.OperationsAnswer({"customer": customer, "operations": operations}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationsAnswer, **REFUSALS},
+        summary="Suspend the customer: every server is suspended, the customer's logins may not act.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def suspend(self, request, pk=None):
+        return self._billing(request, customer_services.suspend_customer)
+
+    @extend_schema(
+        request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationsAnswer, **REFUSALS}, summary="Unsuspend"
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def unsuspend(self, request, pk=None):
+        return self._billing(request, customer_services.unsuspend_customer)
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationsAnswer, **REFUSALS},
+        summary="Terminate: destroy every server and disable every login (records stay for billing).",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def terminate(self, request, pk=None):
+        return self._billing(request, customer_services.terminate_customer)
+
+
+class AccountViewSet(viewsets.GenericViewSet):
+    """Create account: a customer, their login and their first server, in one call (staff only)."""
+
+    serializer_class = s.AccountRequest
+    permission_classes = [TokenScope, StaffOnly]
+    action_scopes = {"create": ApiTokenScope.PROVISIONING}
+
+    @extend_schema(
+        request=s.AccountRequest,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.AccountAnswer, **REFUSALS},
+        summary="Create an account: customer, login and first server",
+    )
+    @idempotent
+    def create(self, request):
+        form = s.AccountRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        values = form.validated_data
+        chosen = values.get("root_password")
+        result = customer_services.provision_account(
+            name=values["name"],
+            email=values["email"],
+            plan=values["plan"],
+            template=values["template"],
+            hostname=values["hostname"],
+            actor=request.user,
+            root_password=chosen,
+            ssh_keys=values.get("ssh_keys", ""),
+        )
+        data = {
+            "customer": result.customer,
+            "login": {"username": result.login.username, "password": result.password},
+            "server": result.server,
+            "operation": result.operation,
+        }
+        if not chosen:
+            data["root_password"] = result.root_password
+        return accepted(s.AccountAnswer, data, result.operation)
+
+
+SERVER_FILTERS = [
+    OpenApiParameter("customer", int, description="Only this customer's servers."),
+    OpenApiParameter("state", str, enum=ServerState.values, description="Only servers in this state."),
+    OpenApiParameter("hostname", str, description="Only servers with this hostname."),
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=SERVER_FILTERS))
+class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Servers, and everything that can be done to one."""
+
+    serializer_class = s.ServerSerializer
+    lookup_value_regex = r"\d+"
+    action_scopes = {
+        "create": ApiTokenScope.PROVISIONING,
+        "change_plan": ApiTokenScope.PROVISIONING,
+        "password": ApiTokenScope.PROVISIONING,
+        "suspend": ApiTokenScope.PROVISIONING,
+        "unsuspend": ApiTokenScope.PROVISIONING,
+        "terminate": ApiTokenScope.PROVISIONING,
+        "start": ApiTokenScope.FULL,
+        "stop": ApiTokenScope.FULL,
+        "restart": ApiTokenScope.FULL,
+        "reinstall": ApiTokenScope.FULL,
+    }
+    staff_actions = {"create", "change_plan", "suspend", "unsuspend", "terminate"}
+
+    def get_permissions(self):
+        if self.action in self.staff_actions:
+            return [TokenScope(), StaffOnly()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return VirtualServer.objects.none()
+        servers = visible_servers(self.request.user)
+        if self.action == "list":
+            params = self.request.query_params
+            if "state" in params:
+                if params["state"] not in ServerState.values:
+                    raise ValidationError({"state": f"Use one of: {', '.join(ServerState.values)}."})
+                servers = servers.filter(state=params["state"])
+            else:
+                servers = servers.live()
+            if "customer" in params:
+                if not params["customer"].isdigit():
+                    raise ValidationError({"customer": "A customer id is a number."})
+                servers = servers.filter(customer_id=int(params["customer"]))
+            if "hostname" in params:
+                servers = servers.filter(hostname=params["hostname"].strip().lower())
+        return servers
+
+    @extend_schema(
+        request=s.ServerRequest,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.ServerAnswer, **REFUSALS},
+        summary="Create a server for an existing customer",
+    )
+    @idempotent
+    def create(self, request):
+        form = s.ServerRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        values = form.validated_data
+        chosen = values.get("root_password")
+        password = chosen or passwords.generate()
+        server, operation = server_services.create_server(
+            customer=values["customer"],
+            plan=values["plan"],
+            template=values["template"],
+            hostname=values["hostname"],
+            actor=request.user,
+            root_password=password,
+            ssh_keys=values.get("ssh_keys", ""),
+        )
+        data = {"server": server, "operation": operation} | ({} if chosen else {"root_password": password})
+        return accepted(s.ServerAnswer, data, operation)
+
+    def _act(self, request, kind: str) -> Response:
+        operation = server_services.request_action(self.get_object(), kind, request.user)
+        return accepted(s.OperationAnswer, {"operation": operation}, operation)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def start(self, request, pk=None):
+        return self._act(request, OperationKind.START)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def stop(self, request, pk=None):
+        return self._act(request, OperationKind.STOP)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def restart(self, request, pk=None):
+        return self._act(request, OperationKind.RESTART)
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationAnswer, **REFUSALS},
+        summary="Suspend one server (billing): it stops and its customer may not start it.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def suspend(self, request, pk=None):
+        return self._act(request, OperationKind.SUSPEND)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def unsuspend(self, request, pk=None):
+        return self._act(request, OperationKind.UNSUSPEND)
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationAnswer, **REFUSALS},
+        summary="Terminate one server: destroy it and return its addresses.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def terminate(self, request, pk=None):
+        return self._act(request, OperationKind.DESTROY)
+
+    @extend_schema(
+        request=s.ReinstallRequest,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationAnswer, **REFUSALS},
+        summary="Reinstall from a template: every file is erased; addresses, hostname and SSH keys stay.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def reinstall(self, request, pk=None):
+        server = self.get_object()
+        form = s.ReinstallRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        chosen = form.validated_data.get("root_password")
+        password = chosen or passwords.generate()
+        operation = server_services.reinstall_server(server, form.validated_data["template"], request.user, password)
+        data = {"operation": operation} | ({} if chosen else {"root_password": password})
+        return accepted(s.OperationAnswer, data, operation)
+
+    @extend_schema(
+        request=s.ChangePlanRequest,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationAnswer, **REFUSALS},
+        summary="Change plan: limits apply live; addresses are added or returned as the plan says.",
+    )
+    @action(detail=True, methods=["post"], url_path="change-plan")
+    @idempotent
+    def change_plan(self, request, pk=None):
+        server = self.get_object()
+        form = s.ChangePlanRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        operation = server_services.change_plan(server, form.validated_data["plan"], request.user)
+        return accepted(s.OperationAnswer, {"operation": operation}, operation)
+
+    @extend_schema(
+        request=s.PasswordRequest,
+        parameters=[IDEMPOTENCY],
+        responses={202: s.OperationAnswer, **REFUSALS},
+        summary="Set root's password: the one given, or a random one shown once.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def password(self, request, pk=None):
+        server = self.get_object()
+        form = s.PasswordRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        chosen = form.validated_data.get("root_password")
+        operation, password = server_services.reset_root_password(server, request.user, chosen)
+        data = {"operation": operation} | ({} if chosen else {"root_password": password})
+        return accepted(s.OperationAnswer, data, operation)
+
+
+OPERATION_FILTERS = [
+    OpenApiParameter("server", int, description="Only this server's operations."),
+    OpenApiParameter("status", str, enum=OperationStatus.values, description="Only operations in this status."),
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=OPERATION_FILTERS))
+class OperationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Work on servers: poll one until its status is succeeded or failed."""
+
+    serializer_class = s.OperationSerializer
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return Operation.objects.none()
+        operations = Operation.objects.filter(server__in=VirtualServer.objects.visible_to(self.request.user))
+        params = self.request.query_params
+        if self.action == "list":
+            if "server" in params:
+                if not params["server"].isdigit():
+                    raise ValidationError({"server": "A server id is a number."})
+                operations = operations.filter(server_id=int(params["server"]))
+            if "status" in params:
+                if params["status"] not in OperationStatus.values:
+                    raise ValidationError({"status": f"Use one of: {', '.join(OperationStatus.values)}."})
+                operations = operations.filter(status=params["status"])
+        return operations.order_by("-created_at")
+
+
+def parse_period(text: str | None) -> datetime.date:
+    if not text:
+        return timezone.localdate().replace(day=1)
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m").date()
+    except ValueError as exc:
+        raise ValidationError({"period": "Use the form YYYY-MM, e.g. 2026-11."}) from exc
+
+
+USAGE_FILTERS = [
+    OpenApiParameter("period", str, description="The billing month, YYYY-MM (default: this month)."),
+    OpenApiParameter("customer", int, description="Only this customer's servers."),
+    OpenApiParameter("server", int, description="Only this server."),
+    OpenApiParameter("format", str, enum=["json", "csv"], description="csv gives every row, unpaged."),
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=USAGE_FILTERS))
+class UsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """What each server used in a billing month: CPU seconds, peak memory, disk, traffic in and out.
+    Pull it daily for overage billing; figures grow during the month and are final after it."""
+
+    serializer_class = s.UsageSerializer
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
+            return UsageRecord.objects.none()
+        params = self.request.query_params
+        records = UsageRecord.objects.filter(
+            server__in=VirtualServer.objects.visible_to(self.request.user),
+            period_start=parse_period(params.get("period")),
+        ).select_related("server", "server__plan")
+        for name in ("customer", "server"):
+            if name in params:
+                if not params[name].isdigit():
+                    raise ValidationError({name: f"A {name} id is a number."})
+                records = records.filter(
+                    **{"server__customer_id" if name == "customer" else "server_id": int(params[name])}
+                )
+        return records.order_by("server_id")
+
+    def paginate_queryset(self, queryset):
+        if getattr(self.request, "accepted_renderer", None) and self.request.accepted_renderer.format == "csv":
+            return None  # a billing system's import wants the whole month in one file
+        return super().paginate_queryset(queryset)
