@@ -36,6 +36,13 @@ class OperationKind(models.TextChoices):
     PASSWORD = "password", "Reset root password"
     SSH_KEYS = "ssh_keys", "Set SSH keys"
     DESTROY = "destroy", "Destroy"
+    LIMITS = "limits", "Apply limits"
+
+
+class TrafficState(models.TextChoices):
+    WITHIN = "", "Within its allowance"
+    THROTTLED = "throttled", "Throttled: over its monthly traffic"
+    SUSPENDED = "suspended", "Suspended: over its monthly traffic"
 
 
 class OperationStatus(models.TextChoices):

@@ -127,6 +127,12 @@ ACTIONS: dict[str, Action] = {
             customer_may=True,
         ),
         Action(
+            K.LIMITS,
+            "apply the limits of",
+            frozenset({S.RUNNING, S.STOPPED, S.SUSPENDED}),
+            "limits can be applied when the server is running, stopped or suspended",
+        ),
+        Action(
             K.DESTROY,
             "destroy",
             frozenset({S.PENDING, S.RUNNING, S.STOPPED, S.SUSPENDED, S.FAILED}),

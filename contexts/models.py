@@ -18,6 +18,7 @@ from .choices import (
     OperationKind,
     OperationStatus,
     ServerState,
+    TrafficState,
 )
 from .validators import parse_network, validate_cidr, validate_hostname
 
@@ -211,6 +212,12 @@ class VirtualServer(models.Model):
     state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.PENDING)
     ssh_keys = models.TextField("SSH keys", blank=True, help_text="root's authorized keys, one per line.")
     counters = models.JSONField(default=dict, blank=True, help_text="The host's last usage counters, for deltas.")
+    traffic_state = models.CharField(
+        max_length=16, choices=TrafficState.choices, default=TrafficState.WITHIN, blank=True
+    )
+    traffic_period = models.DateField(
+        null=True, blank=True, help_text="The month whose traffic allowance it went over."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from customers.models import UsageRecord
 from panel import audit
 
-from . import services, tasks
+from . import services, tasks, traffic
 from .choices import ACTIVE_OPERATION_STATUSES, HostState, ServerState
 from .models import Host, Operation, Template, UsageSample, VirtualServer
 from .validators import validate_hostname
@@ -131,6 +131,7 @@ def record_usage(server: VirtualServer, context: dict) -> None:
     if gauges["disk_bytes"] is not None:
         record.disk_bytes = int(gauges["disk_bytes"])
     record.save()
+    traffic.enforce(server, record)
     for span in UsageSample.Span:
         _add_sample(server, span, now, delta, gauges)
     server.counters = {key: context.get(key) or 0 for key in COUNTERS} | gauges

@@ -11,10 +11,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.choices import BillingState
-from panel import audit
+from panel import audit, webhooks
 
 from . import lifecycle, passwords, tasks
-from .choices import AddressFamily, HostState, OperationKind, OperationStatus, ServerState
+from .choices import AddressFamily, HostState, OperationKind, OperationStatus, ServerState, TrafficState
 from .engine.errors import InvalidSpec
 from .engine.guestfiles import check_ssh_keys
 from .engine.spec import CONTEXT_ID_RANGE
@@ -112,6 +112,16 @@ def set_state(server, target: str, actor, reason: str, actor_name: str | None = 
     audit.record(
         actor, "server.state", server, before, target, reason=reason, **({"by": actor_name} if actor_name else {})
     )
+    if target == ServerState.SUSPENDED:
+        webhooks.emit(
+            "server.suspended",
+            {
+                "server": server.pk,
+                "customer": server.customer_id,
+                "hostname": server.hostname,
+                "reason": "traffic" if server.traffic_state == TrafficState.SUSPENDED else "billing",
+            },
+        )
 
 
 def check_permission(server, action, actor) -> None:
@@ -386,6 +396,18 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "", 
             f"operation.{operation.status}",
             server,
             details={"operation": str(operation.pk), "error": operation.error},
+        )
+        webhooks.emit(
+            "operation.finished",
+            {
+                "operation": str(operation.pk),
+                "kind": operation.kind,
+                "status": operation.status,
+                "error": operation.error,
+                "server": server.pk,
+                "customer": server.customer_id,
+                "server_state": server.state,
+            },
         )
         return operation
 

@@ -72,6 +72,14 @@ def prune_usage_samples() -> int:
     return reconcile.prune_usage_samples()
 
 
+@shared_task(name="contexts.renew_traffic", queue=settings.PANEL_QUEUE, **RETRY_DB)
+def renew_traffic() -> list[int]:
+    """Beat, hourly: a throttle or suspension for traffic ends with the month that was exceeded."""
+    from . import traffic
+
+    return traffic.renew()
+
+
 def enqueue_operation(operation_id: str, queue: str, spec: dict) -> None:
     """Send the spec to the host's queue, with the outcome callback chained on the panel queue.
 

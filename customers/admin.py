@@ -19,6 +19,7 @@ RESOURCE_FIELDS = (
     "ipv6_count",
     "traffic_gib",
     "rate_mbit",
+    "throttled_rate_mbit",
 )
 
 
@@ -33,7 +34,8 @@ class PlanAdmin(admin.ModelAdmin):
         ("Price", {"fields": ("price_monthly", "currency")}),
         ("CPU and memory", {"fields": ("cpu_cores", "cpu_weight", "memory_mib", "swap_mib", "process_limit")}),
         ("Disk", {"fields": ("disk_gib", "inode_limit")}),
-        ("Network", {"fields": ("ipv4_count", "ipv6_count", "traffic_gib", "rate_mbit")}),
+        ("Network", {"fields": ("ipv4_count", "ipv6_count", "rate_mbit")}),
+        ("Monthly traffic", {"fields": ("traffic_gib", "traffic_policy", "throttled_rate_mbit")}),
     )
 
     def get_readonly_fields(self, request, obj=None):

@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from .choices import BillingState
+from .choices import BillingState, TrafficPolicy
 
 
 class Customer(models.Model):
@@ -55,6 +55,18 @@ class Plan(models.Model):
     ipv6_count = models.PositiveSmallIntegerField("IPv6 addresses", default=1)
     traffic_gib = models.PositiveIntegerField("monthly traffic (GiB)", default=1000)
     rate_mbit = models.PositiveIntegerField("network rate (Mbit/s)", default=100, validators=[MinValueValidator(1)])
+    traffic_policy = models.CharField(
+        max_length=16,
+        choices=TrafficPolicy.choices,
+        default=TrafficPolicy.THROTTLE,
+        help_text="What happens when a server uses more than its monthly traffic.",
+    )
+    throttled_rate_mbit = models.PositiveIntegerField(
+        "throttled rate (Mbit/s)",
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="The rate a server over its traffic is held to, when the policy throttles.",
+    )
     price_monthly = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
     currency = models.CharField(max_length=3, default="EUR", validators=[currency_code])
     is_active = models.BooleanField("active", default=True, help_text="Inactive plans cannot be sold.")

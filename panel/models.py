@@ -109,3 +109,62 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.token.prefix} {self.key}"
+
+
+class WebhookEvent(models.TextChoices):
+    OPERATION_FINISHED = "operation.finished", "An operation finished (succeeded or failed)"
+    SERVER_SUSPENDED = "server.suspended", "A server was suspended"
+    TRAFFIC_EXCEEDED = "traffic.exceeded", "A server went over its monthly traffic"
+
+
+def _webhook_secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+class Webhook(models.Model):
+    """A URL that receives the chosen events as JSON, signed with HMAC-SHA256 of its secret."""
+
+    url = models.URLField("URL", max_length=500, help_text="http or https; it should answer 2xx within 10 s.")
+    events = models.JSONField(default=list, help_text="Which events it receives.")
+    secret = models.CharField(
+        max_length=100, default=_webhook_secret, help_text="Signs each delivery: X-Panel-Signature."
+    )
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self):
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook, and how sending it went: the delivery log."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due")]
+
+    def __str__(self):
+        return f"{self.event} to {self.webhook}"

@@ -240,11 +240,15 @@ CELERY_BEAT_SCHEDULE = {
     "watch-operations": {"task": "contexts.watch_operations", "schedule": env.float("WATCH_EVERY", default=30.0)},
     "prune-usage-samples": {"task": "contexts.prune_usage_samples", "schedule": 3600.0},
     "prune-idempotency-keys": {"task": "panel.prune_idempotency_keys", "schedule": 3600.0},
+    "send-due-webhooks": {"task": "panel.send_due_webhooks", "schedule": 60.0},
+    "renew-traffic": {"task": "contexts.renew_traffic", "schedule": 3600.0},
 }
 
 # The REST API for billing systems (panel/api): bearer tokens only, JSON in, JSON or CSV out.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 IDEMPOTENCY_KEEP_HOURS = env.int("IDEMPOTENCY_KEEP_HOURS", default=24)
+# A webhook delivery whose first attempt never happened (the broker was down) is sent by beat after this.
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["panel.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["panel.api.permissions.TokenScope"],

@@ -10,3 +10,17 @@ def prune_idempotency_keys() -> int:
     from .api import idempotency
 
     return idempotency.prune()
+
+
+@shared_task(name="panel.deliver_webhook", queue=settings.PANEL_QUEUE)
+def deliver_webhook(delivery_id: int) -> str:
+    from . import webhooks
+
+    return webhooks.deliver(delivery_id).status
+
+
+@shared_task(name="panel.send_due_webhooks", queue=settings.PANEL_QUEUE)
+def send_due_webhooks() -> int:
+    from . import webhooks
+
+    return webhooks.send_due()

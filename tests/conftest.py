@@ -5,7 +5,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from contexts.choices import ServerState
 from contexts.models import Host, IPPool, Template
+from contexts.services import finish_operation
 from customers import services as customer_services
 from customers.models import Customer, Plan, User
 
@@ -104,3 +106,13 @@ def customer_login(db):
 def staff_client(client, world):
     client.force_login(world.staff)
     return client
+
+
+@pytest.fixture
+def running(world):
+    """Alice's server, created and running (the host's outcome recorded as a host would)."""
+    account = world.provision("Alice Ltd", "alice@example.com", "www.alice.example")
+    finish_operation(account.operation.pk, ok=True)
+    account.server.refresh_from_db()
+    assert account.server.state == ServerState.RUNNING
+    return account

@@ -168,6 +168,13 @@ def change_plan(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> N
         engine.change_address(name, address, add=True)
 
 
+def apply_limits(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
+    """The spec's CPU, memory, process and network limits, live (a traffic throttle, or its end)."""
+    _require(engine, spec.context.name)
+    progress(50, "Applying limits")
+    engine.set_limits(spec.context.name, engine_limits(spec.context))
+
+
 def change_hostname(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
     _require(engine, spec.context.name)
     progress(50, "Renaming")
@@ -201,6 +208,7 @@ HANDLERS = {
     "hostname": change_hostname,
     "password": reset_password,
     "ssh_keys": set_ssh_keys,
+    "limits": apply_limits,
 }
 
 

@@ -26,6 +26,8 @@ class PlanSerializer(serializers.ModelSerializer):
             "ipv6_count",
             "traffic_gib",
             "rate_mbit",
+            "traffic_policy",
+            "throttled_rate_mbit",
             "price_monthly",
             "currency",
             "is_active",
@@ -100,7 +102,19 @@ class ServerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = VirtualServer
-        fields = ["id", "name", "hostname", "customer", "plan", "template", "host", "state", "addresses", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "hostname",
+            "customer",
+            "plan",
+            "template",
+            "host",
+            "state",
+            "addresses",
+            "traffic_state",
+            "created_at",
+        ]
 
     @extend_schema_field(serializers.ListField(child=serializers.IPAddressField()))
     def get_addresses(self, server) -> list[str]:

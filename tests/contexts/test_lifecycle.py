@@ -65,9 +65,10 @@ def test_available_actions():
         K.HOSTNAME,
         K.PASSWORD,
         K.SSH_KEYS,
+        K.LIMITS,
         K.DESTROY,
     ]
-    assert lifecycle.available_actions(S.SUSPENDED) == [K.UNSUSPEND, K.CHANGE_PLAN, K.DESTROY]
+    assert lifecycle.available_actions(S.SUSPENDED) == [K.UNSUSPEND, K.CHANGE_PLAN, K.LIMITS, K.DESTROY]
     assert lifecycle.available_actions(S.DESTROYED) == []
 
 

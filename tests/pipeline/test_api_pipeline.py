@@ -10,6 +10,8 @@ from contexts.models import IPAddress, VirtualServer
 from customers.models import Customer
 from customers.models import User as Login
 from panel.api import tokens
+from panel.models import Webhook
+from tests.panel.test_webhooks import Receiver
 from tests.pipeline_world import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,6 +47,8 @@ def status_on_host(hosts, server) -> dict:
 
 
 def test_a_billing_system_runs_a_service_through_its_life(hosts):
+    receiver = Receiver()  # the billing system's webhook endpoint
+    Webhook.objects.create(url=receiver.url, events=["operation.finished", "server.suspended"])
     api = billing_client()
     body = {
         "name": "Ann",
@@ -93,3 +97,14 @@ def test_a_billing_system_runs_a_service_through_its_life(hosts):
     assert api.get(url).json()["state"] == "destroyed"
     assert server.name not in hosts.agents[server.host.name].state.context_names()
     assert not IPAddress.objects.filter(server=server).exists()
+
+    # The panel worker delivered the events, signed, as they happened.
+    def events():
+        return [json.loads(body) for _, body in receiver.received]
+
+    wait_until(lambda: any(e["data"].get("kind") == "destroy" for e in events()), 30, "the destroy's webhook")
+    receiver.close()
+    kinds = [e["data"]["kind"] for e in events() if e["event"] == "operation.finished"]
+    assert {"create", "stop", "start", "change_plan", "reinstall", "suspend", "destroy"} <= set(kinds)
+    assert any(e["event"] == "server.suspended" and e["data"]["reason"] == "billing" for e in events())
+    assert all(headers["X-Panel-Signature"].startswith("sha256=") for headers, _ in receiver.received)

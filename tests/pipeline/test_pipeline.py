@@ -5,6 +5,8 @@ import json
 import time
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from contexts import reconcile, services
 from contexts.choices import HostState, OperationKind, ServerState
@@ -251,3 +253,35 @@ def test_ten_provisions_spread_over_two_hosts_and_none_lands_in_maintenance(host
     assert {VirtualServer.objects.get(pk=r.server.pk).host.name for r in more} == {"h1"}
     for result in more:
         succeeded(result.operation, 120)
+
+
+def test_over_its_traffic_a_server_is_throttled_on_its_host_until_the_month_ends(hosts):
+    from contexts import traffic
+    from customers.choices import TrafficPolicy
+
+    plan = hosts.plans["small"]
+    plan.traffic_gib, plan.traffic_policy, plan.throttled_rate_mbit = 1, TrafficPolicy.THROTTLE, 3
+    plan.save()
+    result = provision(hosts)
+    succeeded(result.operation)
+    server = result.server
+    assert status_on_host(hosts, server)["limits"]["rate_mbit"] == plan.rate_mbit
+    # The month's traffic passes the allowance (as the host's counters would report it).
+    with transaction.atomic():
+        locked = services.locked(server)
+        record = UsageRecord.objects.create(
+            server=locked,
+            period_start=timezone.localdate().replace(day=1),
+            period_end=timezone.localdate(),
+            traffic_out_bytes=2 * 2**30,
+        )
+        assert traffic.enforce(locked, record) == "throttled"
+    succeeded(Operation.objects.filter(server=server, kind=OperationKind.LIMITS).get())
+    assert status_on_host(hosts, server)["limits"]["rate_mbit"] == 3
+    server.refresh_from_db()
+    assert server.state == ServerState.RUNNING
+    # The new month: the plan's rate again.
+    assert traffic.renew(traffic.next_month(timezone.localdate())) == [server.pk]
+    lifted = Operation.objects.filter(server=server, kind=OperationKind.LIMITS).order_by("-created_at").first()
+    succeeded(lifted)
+    assert status_on_host(hosts, server)["limits"]["rate_mbit"] == plan.rate_mbit

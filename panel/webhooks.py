@@ -1,0 +1,119 @@
+"""Webhooks: events the panel announces to URLs staff register, signed, retried with backoff.
+
+A receiver checks `X-Panel-Signature: sha256=<hex>`, the HMAC-SHA256 with its secret of
+`<X-Panel-Timestamp>.<body>`, and may refuse old timestamps against replays.
+"""
+
+import datetime
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import DeliveryStatus, Webhook, WebhookDelivery
+
+TIMEOUT_SECONDS = 10
+# Waits before each retry: 30 s, 1, 2, 4, 8, 16, 32 min and 1 h; then the delivery is failed.
+BACKOFF_SECONDS = [30 * 2**n for n in range(7)] + [3600]
+
+
+def emit(event: str, data: dict) -> list[WebhookDelivery]:
+    """Record `event` for every active webhook that wants it; each is sent once the caller's
+    transaction commits (an event about a change that rolled back is never sent)."""
+    deliveries = []
+    for webhook in Webhook.objects.filter(is_active=True):
+        if event not in webhook.events:
+            continue
+        payload = {"id": str(uuid.uuid4()), "event": event, "created_at": timezone.now().isoformat(), "data": data}
+        payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        deliveries.append(WebhookDelivery.objects.create(webhook=webhook, event=event, payload=payload))
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: _send_later(pk))
+    return deliveries
+
+
+def _send_later(pk: int, countdown: float = 0) -> None:
+    from .tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async(args=(pk,), countdown=countdown)
+    except Exception:  # the broker is down: the beat sweep sends what is due
+        pass
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def deliver(pk: int) -> WebhookDelivery:
+    """One attempt at sending a delivery; schedules the next one on failure. Safe to run twice: a
+    delivery already delivered or given up is left alone."""
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().select_related("webhook").get(pk=pk)
+        if delivery.status != DeliveryStatus.PENDING:
+            return delivery
+        delivery.attempts += 1
+        delivery.next_attempt_at = None
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(
+        delivery.webhook.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "hosting-panel-webhooks/1",
+            "X-Panel-Event": delivery.event,
+            "X-Panel-Delivery": str(delivery.pk),
+            "X-Panel-Timestamp": timestamp,
+            "X-Panel-Signature": signature(delivery.webhook.secret, timestamp, body),
+        },
+    )
+    code, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = str(getattr(exc, "reason", exc))
+    delivery.last_status_code, delivery.last_error = code, error[:500]
+    if code is not None and 200 <= code < 300:
+        delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, timezone.now()
+    elif delivery.attempts > len(BACKOFF_SECONDS):
+        delivery.status = DeliveryStatus.FAILED
+    else:
+        wait = BACKOFF_SECONDS[delivery.attempts - 1]
+        delivery.next_attempt_at = timezone.now() + datetime.timedelta(seconds=wait)
+    delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
+    if delivery.next_attempt_at is not None:
+        _send_later(delivery.pk, countdown=(delivery.next_attempt_at - timezone.now()).total_seconds())
+    return delivery
+
+
+def send_due() -> int:
+    """Beat: a retry whose countdown message was lost, or a first attempt never made (the broker was
+    down at the time), is sent now."""
+    now = timezone.now()
+    due = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).filter(
+        Q(next_attempt_at__lt=now - datetime.timedelta(seconds=60))
+        | Q(
+            attempts=0,
+            created_at__lt=now - datetime.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS),
+        )
+    )
+    pks = list(due.values_list("pk", flat=True)[:500])
+    for pk in pks:
+        deliver(pk)
+    return len(pks)
