@@ -43,6 +43,8 @@ class TrafficState(models.TextChoices):
     WITHIN = "", "Within its allowance"
     THROTTLED = "throttled", "Throttled: over its monthly traffic"
     SUSPENDED = "suspended", "Suspended: over its monthly traffic"
+    # Over, but staff let it run (or billing took the suspension over): nothing more this month.
+    WAIVED = "waived", "Over its monthly traffic; let through this month"
 
 
 class OperationStatus(models.TextChoices):

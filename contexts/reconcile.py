@@ -130,6 +130,7 @@ def record_usage(server: VirtualServer, context: dict) -> None:
     record.peak_memory_bytes = max(record.peak_memory_bytes, gauges["memory_peak_bytes"])
     if gauges["disk_bytes"] is not None:
         record.disk_bytes = int(gauges["disk_bytes"])
+    record.traffic_allowance_gib = server.plan.traffic_gib  # what the month is billed against
     record.save()
     traffic.enforce(server, record)
     for span in UsageSample.Span:

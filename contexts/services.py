@@ -4,6 +4,7 @@ Every function runs in one transaction, checks permission and state first, recor
 the audit log, and sends work to a host only after the transaction commits.
 """
 
+import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -148,6 +149,12 @@ def queue_operation(server, kind: str, actor, addresses=None, params=None, undo=
         )
     action = lifecycle.check_action(kind, server.state, str(server))
     params, undo = dict(params or {}), dict(undo or {})
+    if kind == OperationKind.UNSUSPEND and actor is not None and server.traffic_state == TrafficState.SUSPENDED:
+        # Let through by a person: the traffic policy leaves it alone for the rest of the month.
+        period = server.traffic_period.isoformat() if server.traffic_period else None
+        undo.setdefault("traffic", {"state": server.traffic_state, "period": period})
+        server.traffic_state = TrafficState.WAIVED
+        server.save(update_fields=["traffic_state", "updated_at"])
     if kind == OperationKind.SUSPEND:
         undo["state"] = server.state
     if kind == OperationKind.UNSUSPEND:
@@ -243,7 +250,31 @@ def request_action(server, kind: str, actor) -> Operation:
     if kind in (OperationKind.CREATE, OperationKind.REINSTALL, OperationKind.CHANGE_PLAN):
         raise InvalidRequest(f"Use the {kind} service for {kind}.")
     with transaction.atomic():
-        return queue_operation(locked(server), kind, actor)
+        server = locked(server)
+        if kind == OperationKind.SUSPEND and server.state == ServerState.SUSPENDED:
+            taken = take_over_traffic_suspension(server, actor)
+            if taken is not None:
+                return taken
+        return queue_operation(server, kind, actor)
+
+
+def take_over_traffic_suspension(server, actor) -> Operation | None:
+    """A suspension asked for (billing) while the server is suspended for its traffic: it becomes the
+    asker's suspension, which the new month does not lift. Returns the suspension, or None."""
+    if server.traffic_state != TrafficState.SUSPENDED or actor is None:
+        return None
+    check_permission(server, lifecycle.ACTIONS[OperationKind.SUSPEND], actor)
+    suspension = (
+        server.operations.filter(kind=OperationKind.SUSPEND, status=OperationStatus.SUCCEEDED)
+        .order_by("-created_at")
+        .first()
+    )
+    if suspension is None:
+        return None
+    server.traffic_state = TrafficState.WAIVED
+    server.save(update_fields=["traffic_state", "updated_at"])
+    audit.record(actor, "server.suspension_reason", server, details={"was": "traffic", "now": "asked for"})
+    return suspension
 
 
 def reinstall_server(server, template, actor, root_password: str | None = None) -> Operation:
@@ -391,6 +422,10 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "", 
             )
         if ok:
             release_unused_addresses(server, operation)
+        if ok and operation.kind == OperationKind.CHANGE_PLAN and server.traffic_state:
+            from . import traffic  # traffic builds on this module
+
+            traffic.renew_one(server, timezone.localdate().replace(day=1))
         audit.record(
             None,
             f"operation.{operation.status}",
@@ -425,6 +460,10 @@ def undo_failed(server, operation) -> None:
         server.hostname = operation.undo["hostname"]
     if "ssh_keys" in operation.undo:
         server.ssh_keys = operation.undo["ssh_keys"]
+    if "traffic" in operation.undo:
+        previous = operation.undo["traffic"]
+        server.traffic_state = previous["state"]
+        server.traffic_period = datetime.date.fromisoformat(previous["period"]) if previous["period"] else None
     server.save()
 
 

@@ -82,12 +82,14 @@ def enforce(server, record) -> str | None:
     if plan.traffic_policy == TrafficPolicy.SUSPEND and server.state not in (ServerState.RUNNING, ServerState.STOPPED):
         return None
     target = TrafficState.THROTTLED if plan.traffic_policy == TrafficPolicy.THROTTLE else TrafficState.SUSPENDED
+    # If the host fails the operation, the undo puts the state back and the next report tries again.
+    undo = {"traffic": {"state": server.traffic_state, "period": None}}
     try:
         with transaction.atomic():
             server.traffic_state, server.traffic_period = target, record.period_start
             server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
             kind = OperationKind.LIMITS if target == TrafficState.THROTTLED else OperationKind.SUSPEND
-            services.queue_operation(server, kind, None)
+            services.queue_operation(server, kind, None, undo=undo)
     except ServiceError:
         server.refresh_from_db(fields=["traffic_state", "traffic_period"])
         return None
@@ -98,36 +100,45 @@ def enforce(server, record) -> str | None:
 
 
 def renew(today=None) -> list[int]:
-    """Lift what the policy did once the month that was exceeded is over, or once the server is back
-    within its allowance (a bigger plan). A busy server is left for the next round."""
-    today = today or timezone.localdate()
-    month = today.replace(day=1)
+    """Beat: lift what the policy did once the month that was exceeded is over, or once the server's
+    plan covers what it used (or only bills it). A busy server is left for the next round."""
+    month = (today or timezone.localdate()).replace(day=1)
     lifted = []
     for pk in VirtualServer.objects.live().exclude(traffic_state=TrafficState.WITHIN).values_list("pk", flat=True):
         with transaction.atomic():
-            server = services.locked(VirtualServer(pk=pk))
-            if not server.traffic_state:
-                continue
-            if server.traffic_period == month and used_bytes_now(server, month) > server.plan.traffic_gib * GIB:
-                continue  # still over, this month
-            try:
-                with transaction.atomic():
-                    was = server.traffic_state
-                    server.traffic_state, server.traffic_period = TrafficState.WITHIN, None
-                    server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
-                    if was == TrafficState.THROTTLED and server.state != ServerState.DESTROYED:
-                        services.queue_operation(server, OperationKind.LIMITS, None)
-                    elif (
-                        was == TrafficState.SUSPENDED
-                        and server.state == ServerState.SUSPENDED
-                        and server.customer.billing_state == BillingState.ACTIVE
-                    ):
-                        services.queue_operation(server, OperationKind.UNSUSPEND, None)
-            except ServiceError:
-                continue
-            audit.record(None, "server.traffic_renewed", server, details={"was": was})
-            lifted.append(pk)
+            if renew_one(services.locked(VirtualServer(pk=pk)), month):
+                lifted.append(pk)
     return lifted
+
+
+def renew_one(server, month) -> bool:
+    """Lift the policy on `server` (locked by the caller) if it is due. True when lifted."""
+    plan = server.plan
+    if not server.traffic_state:
+        return False
+    still_over = used_bytes_now(server, month) > plan.traffic_gib * GIB and plan.traffic_policy != TrafficPolicy.BILL
+    if server.traffic_period == month and still_over:
+        return False
+    was, period = server.traffic_state, server.traffic_period
+    undo = {"traffic": {"state": was, "period": period.isoformat() if period else None}}
+    try:
+        with transaction.atomic():
+            server.traffic_state, server.traffic_period = TrafficState.WITHIN, None
+            server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
+            # The operation's undo puts the state back if the host fails it: the next round tries again.
+            if was == TrafficState.THROTTLED:
+                services.queue_operation(server, OperationKind.LIMITS, None, undo=undo)
+            elif (
+                was == TrafficState.SUSPENDED
+                and server.state == ServerState.SUSPENDED
+                and server.customer.billing_state == BillingState.ACTIVE
+            ):
+                services.queue_operation(server, OperationKind.UNSUSPEND, None, undo=undo)
+    except ServiceError:
+        server.refresh_from_db(fields=["traffic_state", "traffic_period"])
+        return False
+    audit.record(None, "server.traffic_renewed", server, details={"was": was})
+    return True
 
 
 def used_bytes_now(server, month) -> int:

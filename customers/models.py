@@ -93,6 +93,9 @@ class UsageRecord(models.Model):
     disk_bytes = models.BigIntegerField(default=0)
     traffic_in_bytes = models.BigIntegerField(default=0)
     traffic_out_bytes = models.BigIntegerField(default=0)
+    traffic_allowance_gib = models.PositiveIntegerField(
+        "traffic allowance (GiB)", default=0, help_text="The plan's monthly traffic while this period was recorded."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 
 from contexts import lifecycle, passwords
-from contexts.choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
+from contexts.choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState, TrafficState
 from contexts.exceptions import InvalidRequest, OperationInProgress
 from contexts.models import Operation, VirtualServer
 from contexts.services import create_server, queue_operation
@@ -85,11 +86,13 @@ def _set_billing_state(customer, target, actor) -> None:
     audit.record(actor, "customer.billing_state", customer, before, target)
 
 
-def _queue_for_servers(customer, kind: str, states, actor) -> list[Operation]:
-    """Queue `kind` on each of the customer's servers in `states`; refuse the lot if one is busy."""
+def _queue_for_servers(customer, kind: str, states, actor, exclude=None) -> list[Operation]:
+    """Queue `kind` on each of the customer's servers in `states` (but not `exclude`); refuse the lot
+    if one is busy."""
     servers = list(
         VirtualServer.objects.select_for_update(of=("self",))
         .filter(customer=customer, state__in=states)
+        .exclude(exclude or Q(pk__in=[]))
         .select_related("customer", "host", "plan", "template")
         .order_by("pk")
     )
@@ -119,7 +122,15 @@ def unsuspend_customer(customer, actor) -> list[Operation]:
     with transaction.atomic():
         customer = _locked_customer(customer)
         _set_billing_state(customer, BillingState.ACTIVE, actor)
-        return _queue_for_servers(customer, OperationKind.UNSUSPEND, [ServerState.SUSPENDED], actor)
+        # A server suspended for its traffic stays so until the month ends: paying the invoice does not
+        # buy more traffic.
+        return _queue_for_servers(
+            customer,
+            OperationKind.UNSUSPEND,
+            [ServerState.SUSPENDED],
+            actor,
+            exclude=Q(traffic_state=TrafficState.SUSPENDED),
+        )
 
 
 def terminate_customer(customer, actor) -> list[Operation]:

@@ -213,7 +213,8 @@ PANEL_QUEUE = "panel"
 HOST_QUEUE_PREFIX = "host."
 if REDIS_URL:
     # Sessions and the two-factor check are read on every page: from Redis they cost a fraction of
-    # a database query. Sessions stay in the database too (cached_db), so a Redis restart logs no one out.
+    # a database query. Sessions stay in the database too (cached_db), so a Redis restart logs no one
+    # out, and while Redis is unreachable they are read from the database (panel/sessions.py).
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -221,7 +222,7 @@ if REDIS_URL:
             "KEY_PREFIX": "panel",
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "panel.sessions"
     # A message a dead worker held comes back after this long; a restarted host agent takes its own
     # back at once (hostagent), so this only has to outlast the longest task.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
@@ -246,6 +247,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # The REST API for billing systems (panel/api): bearer tokens only, JSON in, JSON or CSV out.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+# Proxies in front of the panel whose X-Forwarded-For is believed (API tokens' source addresses).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 IDEMPOTENCY_KEEP_HOURS = env.int("IDEMPOTENCY_KEEP_HOURS", default=24)
 # A webhook delivery whose first attempt never happened (the broker was down) is sent by beat after this.
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
@@ -260,7 +263,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "panel.api.errors.handle",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["panel.api.throttling.AccountRate"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("API_RATE", default="1200/minute")},
 }
 SPECTACULAR_SETTINGS = {

@@ -22,10 +22,11 @@ from django_otp import login as otp_login
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import audit
+from . import audit, sessions
 
 # Pages reachable before the second step: signing out, the step itself, enrolment, static files.
 DEVICE_CACHE_SECONDS = 300
+CACHE_ERRORS = sessions.CACHE_ERRORS
 OPEN_PATHS = ("/logout/", "/login/verify/", "/account/2fa/setup/", "/static/")
 
 
@@ -51,16 +52,23 @@ def _device_key(user) -> str:
 def has_confirmed_device(user) -> bool:
     """Whether the user must give a code: asked on every page, so cached, and cleared when a device changes."""
     key = _device_key(user)
-    found = cache.get(key)
+    try:
+        found = cache.get(key)
+    except CACHE_ERRORS:
+        return user_has_device(user, confirmed=True)  # Redis is down: ask the database
     if found is None:
         found = user_has_device(user, confirmed=True)
-        cache.set(key, found, DEVICE_CACHE_SECONDS)
+        try:
+            cache.set(key, found, DEVICE_CACHE_SECONDS)
+        except CACHE_ERRORS:
+            pass
     return found
 
 
 @receiver([post_save, post_delete])
 def _forget_devices(sender, instance, **kwargs):
     if isinstance(instance, Device) and instance.user_id:
+        # Not guarded: an entry that could not be cleared must not outlive the change unnoticed.
         cache.delete(_device_key(instance.user))
 
 

@@ -21,7 +21,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("This API token was revoked.")
         if not token.user.is_active:
             raise AuthenticationFailed("The account this API token acts for is disabled.")
-        address = request.META.get("REMOTE_ADDR", "")
+        address = tokens.client_address(request)
         if not tokens.allows(token, address):
             raise PermissionDenied(f"This API token may not be used from {address}.")
         tokens.touch(token)

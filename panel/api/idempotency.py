@@ -4,6 +4,7 @@ instead of a second server. Keys belong to a token and are kept IDEMPOTENCY_KEEP
 import datetime
 import functools
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
@@ -25,8 +26,10 @@ ABANDONED_AFTER = datetime.timedelta(minutes=5)
 
 
 def fingerprint(request) -> str:
+    # Keyed: the body may hold a chosen root password, which a plain hash would let be guessed offline.
     body = json.dumps(request.data, sort_keys=True, default=str) if request.data else ""
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    message = f"{request.method} {request.path}\n{body}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
 def without_secrets(data):
@@ -54,7 +57,10 @@ def _begin(token, key: str, print_: str) -> IdempotencyRecord | None:
     except IntegrityError:
         pass
     with transaction.atomic():
-        record = IdempotencyRecord.objects.select_for_update().get(token=token, key=key)
+        record = IdempotencyRecord.objects.select_for_update().filter(token=token, key=key).first()
+        if record is None:  # the first request was refused meanwhile and freed the key: take it
+            IdempotencyRecord.objects.create(token=token, key=key, fingerprint=print_)
+            return None
         if record.fingerprint != print_:
             raise Unprocessable(
                 f"The {HEADER} {key!r} was used for a different request; use a new key for a new request.",

@@ -18,7 +18,7 @@ class LimitedJSONParser(JSONParser):
         limit = settings.API_MAX_BODY_BYTES
         request = (parser_context or {}).get("request")
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if length and length.isdigit() and int(length) > limit:
+        if length and length.isascii() and length.isdigit() and int(length) > limit:
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         data = stream.read(limit + 1) if stream is not None else b""
         if len(data) > limit:

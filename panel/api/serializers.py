@@ -96,7 +96,9 @@ class ServerSerializer(serializers.ModelSerializer):
     customer = serializers.PrimaryKeyRelatedField(read_only=True)
     plan = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     template = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    host = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, required=False, help_text="Staff only: which host runs it."
+    )
     state = serializers.CharField(source="shown_state", read_only=True)
     addresses = serializers.SerializerMethodField()
 
@@ -120,12 +122,19 @@ class ServerSerializer(serializers.ModelSerializer):
     def get_addresses(self, server) -> list[str]:
         return [a.address for a in server.addresses.all()]
 
+    def to_representation(self, server):
+        data = super().to_representation(server)
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            data.pop("host")  # which machine runs what is the hosting company's business
+        return data
+
 
 class UsageSerializer(serializers.ModelSerializer):
     server = serializers.PrimaryKeyRelatedField(read_only=True)
     hostname = serializers.CharField(source="server.hostname", read_only=True)
     customer = serializers.IntegerField(source="server.customer_id", read_only=True)
-    traffic_gib_allowed = serializers.IntegerField(source="server.plan.traffic_gib", read_only=True)
+    traffic_gib_allowed = serializers.IntegerField(source="traffic_allowance_gib", read_only=True)
 
     class Meta:
         model = UsageRecord
@@ -183,32 +192,52 @@ def active_templates():
     return Template.objects.filter(is_active=True)
 
 
+class NameField(serializers.SlugRelatedField):
+    """A plan or template by its name: only a plain string is looked up (a NUL would break the query)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or "\0" in data or len(data) > 100:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class AccountRequest(serializers.Serializer):
     name = serializers.CharField(max_length=200, help_text="The customer's name or company.")
     email = serializers.EmailField(help_text="Also the customer's login name.")
-    plan = serializers.SlugRelatedField(slug_field="slug", queryset=active_plans())
-    template = serializers.SlugRelatedField(slug_field="name", queryset=active_templates())
+    plan = NameField(slug_field="slug", queryset=active_plans())
+    template = NameField(slug_field="name", queryset=active_templates())
     hostname = ApiHostnameField(max_length=253)
     root_password = RootPasswordField()
     ssh_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000, help_text="One per line.")
 
 
+class IdField(serializers.PrimaryKeyRelatedField):
+    """An object by id: only a whole number in range is looked up (1e999 or true is not an id)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.isascii() and data.isdigit() and len(data) <= 18:
+            data = int(data)  # billing modules written in PHP often send ids as strings
+        if isinstance(data, bool) or not isinstance(data, int) or not 0 < data < 2**63:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class ServerRequest(serializers.Serializer):
-    customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all())
-    plan = serializers.SlugRelatedField(slug_field="slug", queryset=active_plans())
-    template = serializers.SlugRelatedField(slug_field="name", queryset=active_templates())
+    customer = IdField(queryset=Customer.objects.all())
+    plan = NameField(slug_field="slug", queryset=active_plans())
+    template = NameField(slug_field="name", queryset=active_templates())
     hostname = ApiHostnameField(max_length=253)
     root_password = RootPasswordField()
     ssh_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000, help_text="One per line.")
 
 
 class ReinstallRequest(serializers.Serializer):
-    template = serializers.SlugRelatedField(slug_field="name", queryset=active_templates())
+    template = NameField(slug_field="name", queryset=active_templates())
     root_password = RootPasswordField()
 
 
 class ChangePlanRequest(serializers.Serializer):
-    plan = serializers.SlugRelatedField(slug_field="slug", queryset=active_plans())
+    plan = NameField(slug_field="slug", queryset=active_plans())
 
 
 class PasswordRequest(serializers.Serializer):

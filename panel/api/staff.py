@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -19,7 +20,7 @@ class TokenForm(forms.Form):
     scope = forms.ChoiceField(choices=ApiTokenScope.choices, initial=ApiTokenScope.PROVISIONING)
     user = forms.ModelChoiceField(
         label="Acts as",
-        queryset=get_user_model().objects.filter(is_active=True).order_by("-is_staff", "username"),
+        queryset=get_user_model().objects.none(),
         required=False,
         help_text="Leave empty to act as you (a staff account sees every customer). A customer's login "
         "limits the token to that customer.",
@@ -30,6 +31,15 @@ class TokenForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "placeholder": "203.0.113.10\n2001:db8::/48"}),
         help_text="One address or network per line. Empty: any address.",
     )
+
+    def __init__(self, *args, maker, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Staff make tokens for themselves or for customers' logins; only a superuser may make one
+        # that acts as another staff account (the audit log would name that person).
+        logins = get_user_model().objects.filter(is_active=True)
+        if not maker.is_superuser:
+            logins = logins.filter(Q(customer__isnull=False) | Q(pk=maker.pk))
+        self.fields["user"].queryset = logins.order_by("-is_staff", "username")
 
     def clean_allowed_networks(self):
         text = self.cleaned_data["allowed_networks"]
@@ -43,7 +53,7 @@ class TokenForm(forms.Form):
 @staff_required
 @never_cache  # the answer carries the token, once
 def token_list(request):
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, maker=request.user)
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         token, text = tokens.issue(

@@ -6,6 +6,7 @@ import ipaddress
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -69,13 +70,36 @@ def find(text: str) -> ApiToken | None:
     return token
 
 
+def _ip(text: str):
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip  # ::ffff:192.0.2.1 is 192.0.2.1
+
+
+def client_address(request) -> str:
+    """The caller's address: REMOTE_ADDR, unless that is one of TRUSTED_PROXIES, in which case the
+    nearest address in X-Forwarded-For that is not a trusted proxy (proxies append what they saw)."""
+    remote = _ip(request.META.get("REMOTE_ADDR", ""))
+    trusted = [_ip(p) for p in settings.TRUSTED_PROXIES]
+    if remote is None or remote not in trusted:
+        return str(remote or "")
+    for hop in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+        ip = _ip(hop)
+        if ip is None:
+            return ""  # a garbled chain: match no network rather than guess
+        if ip not in trusted:
+            return str(ip)
+    return str(remote)
+
+
 def allows(token: ApiToken, address: str) -> bool:
     networks = parse_networks(token.allowed_networks)
     if not networks:
         return True
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = _ip(address)
+    if ip is None:
         return False
     return any(ip in network for network in networks if network.version == ip.version)
 

@@ -40,12 +40,31 @@ REFUSALS = {
 }
 
 
-def accepted(answer_serializer, data: dict, operation: Operation) -> Response:
+def accepted(request, answer_serializer, data: dict, operation: Operation) -> Response:
     return Response(
-        answer_serializer(data).data,
+        answer_serializer(data, context={"request": request}).data,
         status=status.HTTP_202_ACCEPTED,
         headers={"Location": reverse("api:operation-detail", args=[operation.pk])},
     )
+
+
+def id_param(params, name: str) -> int | None:
+    """An object id from the query string, or None when absent; anything but a plain number is a 400."""
+    if name not in params:
+        return None
+    value = params[name]
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ValidationError({name: f"A {name} id is a whole number."})
+    return int(value)
+
+
+def text_param(params, name: str) -> str | None:
+    if name not in params:
+        return None
+    value = params[name].strip()
+    if "\0" in value or len(value) > 253:
+        raise ValidationError({name: "Not a valid value."})
+    return value
 
 
 def visible_servers(user):
@@ -195,7 +214,7 @@ class AccountViewSet(viewsets.GenericViewSet):
         }
         if not chosen:
             data["root_password"] = result.root_password
-        return accepted(s.AccountAnswer, data, result.operation)
+        return accepted(request, s.AccountAnswer, data, result.operation)
 
 
 SERVER_FILTERS = [
@@ -242,12 +261,10 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 servers = servers.filter(state=params["state"])
             else:
                 servers = servers.live()
-            if "customer" in params:
-                if not params["customer"].isdigit():
-                    raise ValidationError({"customer": "A customer id is a number."})
-                servers = servers.filter(customer_id=int(params["customer"]))
-            if "hostname" in params:
-                servers = servers.filter(hostname=params["hostname"].strip().lower())
+            if (customer := id_param(params, "customer")) is not None:
+                servers = servers.filter(customer_id=customer)
+            if (hostname := text_param(params, "hostname")) is not None:
+                servers = servers.filter(hostname=hostname.lower())
         return servers
 
     @extend_schema(
@@ -273,11 +290,11 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             ssh_keys=values.get("ssh_keys", ""),
         )
         data = {"server": server, "operation": operation} | ({} if chosen else {"root_password": password})
-        return accepted(s.ServerAnswer, data, operation)
+        return accepted(request, s.ServerAnswer, data, operation)
 
     def _act(self, request, kind: str) -> Response:
         operation = server_services.request_action(self.get_object(), kind, request.user)
-        return accepted(s.OperationAnswer, {"operation": operation}, operation)
+        return accepted(request, s.OperationAnswer, {"operation": operation}, operation)
 
     @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
     @action(detail=True, methods=["post"])
@@ -341,7 +358,7 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         password = chosen or passwords.generate()
         operation = server_services.reinstall_server(server, form.validated_data["template"], request.user, password)
         data = {"operation": operation} | ({} if chosen else {"root_password": password})
-        return accepted(s.OperationAnswer, data, operation)
+        return accepted(request, s.OperationAnswer, data, operation)
 
     @extend_schema(
         request=s.ChangePlanRequest,
@@ -356,7 +373,7 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         form = s.ChangePlanRequest(data=request.data)
         form.is_valid(raise_exception=True)
         operation = server_services.change_plan(server, form.validated_data["plan"], request.user)
-        return accepted(s.OperationAnswer, {"operation": operation}, operation)
+        return accepted(request, s.OperationAnswer, {"operation": operation}, operation)
 
     @extend_schema(
         request=s.PasswordRequest,
@@ -373,7 +390,7 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         chosen = form.validated_data.get("root_password")
         operation, password = server_services.reset_root_password(server, request.user, chosen)
         data = {"operation": operation} | ({} if chosen else {"root_password": password})
-        return accepted(s.OperationAnswer, data, operation)
+        return accepted(request, s.OperationAnswer, data, operation)
 
 
 OPERATION_FILTERS = [
@@ -395,10 +412,8 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
         operations = Operation.objects.filter(server__in=VirtualServer.objects.visible_to(self.request.user))
         params = self.request.query_params
         if self.action == "list":
-            if "server" in params:
-                if not params["server"].isdigit():
-                    raise ValidationError({"server": "A server id is a number."})
-                operations = operations.filter(server_id=int(params["server"]))
+            if (server := id_param(params, "server")) is not None:
+                operations = operations.filter(server_id=server)
             if "status" in params:
                 if params["status"] not in OperationStatus.values:
                     raise ValidationError({"status": f"Use one of: {', '.join(OperationStatus.values)}."})
@@ -438,14 +453,10 @@ class UsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         records = UsageRecord.objects.filter(
             server__in=VirtualServer.objects.visible_to(self.request.user),
             period_start=parse_period(params.get("period")),
-        ).select_related("server", "server__plan")
-        for name in ("customer", "server"):
-            if name in params:
-                if not params[name].isdigit():
-                    raise ValidationError({name: f"A {name} id is a number."})
-                records = records.filter(
-                    **{"server__customer_id" if name == "customer" else "server_id": int(params[name])}
-                )
+        ).select_related("server")
+        for name, lookup in (("customer", "server__customer_id"), ("server", "server_id")):
+            if (value := id_param(params, name)) is not None:
+                records = records.filter(**{lookup: value})
         return records.order_by("server_id")
 
     def paginate_queryset(self, queryset):

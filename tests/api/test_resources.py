@@ -84,6 +84,7 @@ def test_a_customers_token_sees_only_that_customer(make_client, world):
     for url in (f"/api/v1/servers/{bob.server.pk}/stop/", f"/api/v1/servers/{bob.server.pk}/password/"):
         assert mine.post(url, {}, format="json").status_code == 404, url
     assert mine.get("/api/v1/hosts/").status_code == 403
+    assert "host" not in mine.get(f"/api/v1/servers/{alice.server.pk}/").json()  # the company's business
     assert mine.post(f"/api/v1/customers/{alice.customer.pk}/suspend/").status_code == 403  # staff only
     # Its own server: the customer's actions work.
     assert mine.post(f"/api/v1/servers/{alice.server.pk}/stop/").status_code == 202

@@ -93,3 +93,43 @@ def test_the_audit_log_names_the_token(api, world):
     assert customer_response.status_code == 202
     event = AuditEvent.objects.get(action="customer.created")
     assert event.actor_name == "admin (API token full token)" and event.actor == world.staff
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(make_client, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.1"]
+    client = make_client("read", networks="203.0.113.0/24", remote="10.0.0.1")
+    assert client.get(SERVERS, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 200
+    # The proxy appends what it saw: an address the caller wrote in front does not count.
+    assert client.get(SERVERS, HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.7").status_code == 403
+    assert client.get(SERVERS).status_code == 403  # the proxy's own address is not the caller's
+    direct = make_client("read", networks="203.0.113.0/24", remote="198.51.100.7")
+    assert direct.get(SERVERS, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403  # not a trusted proxy
+    mapped = make_client("read", networks="203.0.113.0/24", remote="::ffff:203.0.113.9")
+    assert mapped.get(SERVERS).status_code == 200
+
+
+def test_staff_make_tokens_for_themselves_or_customers_only(client, world, customer_login):
+    from customers.models import User
+
+    _, alice = customer_login("Alice")
+    colleague = User.objects.create_user("colleague", "c@example.net", "correct-horse-battery", is_staff=True)
+    maker = User.objects.create_user("maker", "m@example.net", "correct-horse-battery", is_staff=True)
+    client.force_login(maker)
+    refused = client.post(reverse("api-tokens"), {"name": "x", "scope": "full", "user": colleague.pk})
+    assert refused.status_code == 200 and not ApiToken.objects.exists()
+    made = client.post(reverse("api-tokens"), {"name": "x", "scope": "read", "user": alice.pk})
+    assert made.status_code == 200 and ApiToken.objects.get().user == alice
+    client.force_login(world.staff)  # a superuser may
+    client.post(reverse("api-tokens"), {"name": "y", "scope": "read", "user": colleague.pk})
+    assert ApiToken.objects.filter(user=colleague).exists()
+
+
+def test_the_api_and_pages_work_while_the_cache_is_down(api, settings, client, running):
+    """Redis holds sessions, rate counts and the two-factor check; when it is down all fall back."""
+    settings.SESSION_ENGINE = "panel.sessions"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    assert api.get(SERVERS).status_code == 200
+    client.force_login(running.login)
+    assert client.get(reverse("server-list")).status_code == 200

@@ -137,6 +137,8 @@ def test_billing_verbs_for_a_whole_customer(api, server):
         ({"ssh_keys": "not a key"}, "detail"),
         ({"plan": ["small"]}, "plan"),
         ({"plan": None}, "plan"),
+        ({"template": "busy\x00box"}, "template"),
+        ({"name": "Bob\x00"}, "name"),
     ],
 )
 def test_bad_input_names_the_field(api, world, body, field):
@@ -159,6 +161,25 @@ def test_malformed_oversized_and_non_json_bodies(api, world, settings):
     bad_key = api.post("/api/v1/accounts/", account_body(world), format="json", headers={"Idempotency-Key": "x" * 201})
     assert bad_key.status_code == 400 and "Idempotency-Key" in bad_key.json()
     assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "99999999999999999999", "-1", "1.5", " 1"])
+def test_odd_ids_in_filters_are_named_400s(api, value):
+    for url, name in (
+        ("/api/v1/servers/", "customer"),
+        ("/api/v1/operations/", "server"),
+        ("/api/v1/usage/", "server"),
+    ):
+        response = api.get(url, {name: value})
+        assert response.status_code == 400 and name in response.json(), (url, value)
+    assert api.get("/api/v1/servers/", {"hostname": "a\x00b"}).status_code == 400
+
+
+@pytest.mark.parametrize("customer", [1e300, True, "1.0", "\u00b2", -5, 2**70, None, 424242, "424242"])
+def test_odd_ids_in_bodies_are_named_400s(api, world, customer):
+    body = {"customer": customer, "plan": world.plan.slug, "template": world.template.name, "hostname": "x.example"}
+    response = api.post("/api/v1/servers/", body, format="json")
+    assert response.status_code == 400 and "customer" in response.json(), response.content
 
 
 def test_unknown_ids_are_404_as_json(api):

@@ -114,3 +114,91 @@ def test_a_billing_plan_only_shows_it(small_allowance, client):
 def test_next_month():
     assert traffic.next_month(datetime.date(2026, 12, 31)) == datetime.date(2027, 1, 1)
     assert traffic.next_month(datetime.date(2026, 1, 31)) == datetime.date(2026, 2, 1)
+
+
+def test_a_failed_throttle_is_tried_again_at_the_next_report(small_allowance):
+    server = small_allowance.server
+    over_allowance(server, 2)
+    finish_operation(last_operation(server).pk, ok=False, error="the host could not")
+    server.refresh_from_db()
+    assert server.traffic_state == TrafficState.WITHIN  # put back: nothing holds on the host
+    over_allowance(server, 2.5)
+    server.refresh_from_db()
+    assert server.traffic_state == TrafficState.THROTTLED
+    assert Operation.objects.filter(server=server, kind=OperationKind.LIMITS).count() == 2
+
+
+@pytest.fixture
+def suspended_for_traffic(small_allowance):
+    server = small_allowance.server
+    server.plan.traffic_policy = TrafficPolicy.SUSPEND
+    server.plan.save()
+    over_allowance(server, 3)
+    finish_operation(last_operation(server).pk, ok=True)
+    server.refresh_from_db()
+    assert server.state == ServerState.SUSPENDED and server.traffic_state == TrafficState.SUSPENDED
+    return small_allowance
+
+
+def test_staff_letting_it_through_holds_for_the_month(suspended_for_traffic, world):
+    server = suspended_for_traffic.server
+    from contexts.services import request_action
+
+    unsuspend = request_action(server, OperationKind.UNSUSPEND, world.staff)
+    finish_operation(unsuspend.pk, ok=True)
+    server.refresh_from_db()
+    assert server.state == ServerState.RUNNING and server.traffic_state == TrafficState.WAIVED
+    over_allowance(server, 4)
+    assert last_operation(server) == unsuspend  # not suspended again this month
+    assert traffic.renew(traffic.next_month(server.traffic_period)) == [server.pk]
+    server.refresh_from_db()
+    assert server.traffic_state == TrafficState.WITHIN and last_operation(server) == unsuspend
+
+
+def test_billing_takes_over_a_traffic_suspension_and_the_month_does_not_lift_it(suspended_for_traffic, world):
+    server = suspended_for_traffic.server
+    from contexts.services import request_action
+
+    suspension = last_operation(server)
+    assert request_action(server, OperationKind.SUSPEND, world.staff) == suspension  # no 409: it is so
+    server.refresh_from_db()
+    assert server.traffic_state == TrafficState.WAIVED
+    traffic.renew(traffic.next_month(suspension.created_at.date()))
+    server.refresh_from_db()
+    assert server.state == ServerState.SUSPENDED and last_operation(server) == suspension
+
+
+def test_paying_the_invoice_does_not_lift_a_traffic_suspension(suspended_for_traffic, world):
+    from customers import services as customer_services
+
+    server = suspended_for_traffic.server
+    customer = server.customer
+    customer_services.suspend_customer(customer, world.staff)
+    assert customer_services.unsuspend_customer(customer, world.staff) == []
+    server.refresh_from_db()
+    assert server.state == ServerState.SUSPENDED and server.traffic_state == TrafficState.SUSPENDED
+
+
+def test_a_bigger_plan_lifts_the_throttle_as_soon_as_it_applies(small_allowance, world):
+    from contexts.services import change_plan
+    from tests.conftest import make_plan
+
+    server = small_allowance.server
+    over_allowance(server, 2)
+    finish_operation(last_operation(server).pk, ok=True)
+    bigger = make_plan("bigger", traffic_gib=100, rate_mbit=100)
+    operation = change_plan(server, bigger, world.staff)
+    assert operation.spec["context"]["limits"]["rate_mbit"] == bigger.throttled_rate_mbit  # throttled while it runs
+    finish_operation(operation.pk, ok=True)
+    server.refresh_from_db()
+    lift = last_operation(server)
+    assert server.traffic_state == TrafficState.WITHIN and lift.kind == OperationKind.LIMITS
+    assert lift.spec["context"]["limits"]["rate_mbit"] == 100
+
+
+def test_each_month_keeps_the_allowance_it_was_billed_against(small_allowance):
+    from customers.models import UsageRecord
+
+    server = small_allowance.server
+    over_allowance(server, 0.1)
+    assert UsageRecord.objects.get(server=server).traffic_allowance_gib == 1

@@ -101,7 +101,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(receiver, runn
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         next_attempt_at=timezone.now() - datetime.timedelta(minutes=5)
     )
-    assert webhooks.send_due() == 1  # the sweep sends a retry whose message was lost
+    assert webhooks.send_due(send=webhooks.deliver) == 1  # the sweep sends a retry whose message was lost
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
     # A receiver that never answers well: after every backoff step the delivery is failed, logged.
@@ -109,9 +109,11 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(receiver, runn
     delivery = WebhookDelivery.objects.create(webhook=delivery.webhook, event="server.suspended", payload={})
     for _ in range(len(webhooks.BACKOFF_SECONDS) + 1):
         webhooks.deliver(delivery.pk)
+        webhooks.deliver(delivery.pk)  # not due yet: sends nothing
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == len(webhooks.BACKOFF_SECONDS) + 1
-    assert [w for w in webhooks.BACKOFF_SECONDS] == sorted(webhooks.BACKOFF_SECONDS)
+    assert len(receiver.received) == 2 + len(webhooks.BACKOFF_SECONDS) + 1  # no attempt sent twice
 
 
 def test_an_unreachable_receiver_is_logged(running):
@@ -142,3 +144,26 @@ def test_the_admin_registers_a_webhook_with_a_secret(admin_client):
         "/admin/panel/webhook/add/", {"url": "ftp://x.example/", "events": ["traffic.exceeded"]}
     )
     assert refused.status_code == 200 and Webhook.objects.count() == 1
+
+
+def test_a_redirect_is_a_failure_not_followed(running):
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/internal")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = Webhook.objects.create(url=f"http://127.0.0.1:{server.server_address[1]}/", events=["traffic.exceeded"])
+        delivery = WebhookDelivery.objects.create(webhook=hook, event="traffic.exceeded", payload={})
+        webhooks.deliver(delivery.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code == 302
