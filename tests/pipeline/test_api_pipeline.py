@@ -12,6 +12,7 @@ from customers.models import User as Login
 from panel.api import tokens
 from panel.models import Webhook
 from tests.panel.test_webhooks import Receiver
+from tests.pipeline.test_pipeline import status_on_host
 from tests.pipeline_world import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,12 +39,6 @@ def poll(client, answer, timeout: float = 90) -> dict:
     assert operation["status"] == "succeeded", operation["error"]
     assert operation["progress"] == 100 and operation["finished_at"]
     return operation
-
-
-def status_on_host(hosts, server) -> dict:
-    result = hosts.agents[server.host.name].cli("status", server.name, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_a_billing_system_runs_a_service_through_its_life(hosts):
