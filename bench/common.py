@@ -10,6 +10,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def database_url(name: str) -> str:
+    """The URL of database `name` on the server of DATABASE_URL (the test suite's by default)."""
+    base = os.environ.get("DATABASE_URL", "postgres://panel:panel@127.0.0.1:5432/panel").rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def fresh_database(name: str) -> None:
+    """Drop database `name` if it exists and create it empty."""
+    import psycopg
+
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def need_root(script: str) -> None:
     if os.geteuid() != 0:
         sys.exit(f"{script} needs root")

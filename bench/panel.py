@@ -21,10 +21,9 @@ import tempfile
 import time
 import urllib.request
 
-from common import ROOT
+from common import ROOT, database_url, fresh_database
 
-BASE = os.environ.get("DATABASE_URL", "postgres://panel:panel@127.0.0.1:5432/panel").rsplit("/", 1)[0]
-DATABASE_URL = f"{BASE}/panel_bench_web"
+DATABASE_URL = database_url("panel_bench_web")
 CUSTOMERS, SERVERS_EACH, HOSTS = 1000, 10, 5
 # wrk prints the median and the 95th percentile in microseconds when it is done.
 WRK_SCRIPT = """
@@ -39,11 +38,7 @@ end
 
 def load(settings_env: dict) -> dict:
     """Bulk-load the data; returns a customer's and a staff member's session cookies and page paths."""
-    import psycopg
-
-    with psycopg.connect(f"{BASE}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS panel_bench_web WITH (FORCE)")
-        conn.execute("CREATE DATABASE panel_bench_web")
+    fresh_database("panel_bench_web")
     os.environ.update(settings_env)
     import django
 

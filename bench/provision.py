@@ -12,7 +12,6 @@ build + start of the same guest, which is what the pipeline adds its queueing an
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,19 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, need_root
+from common import ROOT, database_url, fresh_database, need_root, remove_everything
 
-BASE = os.environ.get("DATABASE_URL", "postgres://panel:panel@127.0.0.1:5432/panel").rsplit("/", 1)[0]
-DATABASE_URL = f"{BASE}/panel_bench"
+DATABASE_URL = database_url("panel_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 def prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{BASE}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS panel_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE panel_bench")
+    fresh_database("panel_bench")
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -119,13 +113,8 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for name in state.context_names():
-            engine.destroy(name, timeout=2)
-        from contexts.engine import cgroups
-
-        cgroups.detect(tag).remove_parent()
+        remove_everything(engine, tag)
         netns.remove(tag)
-        shutil.rmtree(state.root, ignore_errors=True)
 
 
 def run_pipeline(runs: int) -> tuple[float, float]:
@@ -162,16 +151,16 @@ def run_pipeline(runs: int) -> tuple[float, float]:
         ).operation
 
     def wait(started):
+        # One query a round for all that are still running: the polling must not load the database it times.
+        starts = {operation.pk: start for start, operation in started}
         done = {}
         while len(done) < len(started):
-            for start, operation in started:
-                if operation.pk in done:
-                    continue
-                status = Operation.objects.filter(pk=operation.pk).values_list("status", flat=True).get()
-                if status in ("succeeded", "failed"):
-                    if status == "failed":
-                        raise SystemExit(f"provisioning failed: {Operation.objects.get(pk=operation.pk).error}")
-                    done[operation.pk] = time.perf_counter() - start
+            pending = [pk for pk in starts if pk not in done]
+            rows = Operation.objects.filter(pk__in=pending, status__in=("succeeded", "failed"))
+            for pk, status, error in rows.values_list("pk", "status", "error"):
+                if status == "failed":
+                    raise SystemExit(f"provisioning failed: {error}")
+                done[pk] = time.perf_counter() - starts[pk]
             time.sleep(0.005)
         return list(done.values())
 

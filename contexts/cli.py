@@ -5,6 +5,7 @@ in the README (engine section) and only ever gains keys.
 """
 
 import argparse
+import errno
 import json
 import os
 import shlex
@@ -364,7 +365,21 @@ def _run_operation(engine) -> int:
         say({"ok": True, "facts": facts})
     except (EngineError, ValueError) as exc:
         say({"ok": False, "error": str(exc)})
+    except Exception as exc:
+        if not _busy(exc):
+            raise
+        # The host was busy (a lock, a netlink socket): worth another try, and the agent retries it.
+        say({"ok": False, "transient": True, "error": str(exc)})
     return 0
+
+
+def _busy(exc: BaseException | None) -> bool:
+    """EAGAIN anywhere in the chain, as an OSError or as pyroute2's NetlinkError (its `code`)."""
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.EAGAIN or getattr(exc, "code", None) == errno.EAGAIN:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from celery import current_app, shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded
@@ -23,7 +22,6 @@ from .engine import hostinfo
 log = logging.getLogger("contexts.hostagent")
 
 HOST_NAME_ENV = "PANEL_HOST_NAME"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_TASK = "contexts.report_progress"
 REPORT_TASK = "contexts.host_report"
 
@@ -79,7 +77,7 @@ def run_operation(spec: dict) -> dict:
         stdout=subprocess.PIPE,
         stderr=errors,
         text=True,
-        cwd=PROJECT_ROOT,
+        cwd=settings.BASE_DIR,
     )
     try:
         process.stdin.write(json.dumps(spec))
@@ -93,19 +91,17 @@ def run_operation(spec: dict) -> dict:
             else:
                 result = message
         process.wait()
-        errors.seek(0)
-        stderr = errors.read()
+        if result is None:
+            errors.seek(0)
+            result = {"ok": False, "error": f"The host's engine stopped unexpectedly: {errors.read().strip()[-300:]}"}
     except SoftTimeLimitExceeded:
         process.kill()
         process.wait()
         result = {"ok": False, "error": f"The host gave up after {time.monotonic() - started:.0f} s (time limit)."}
-        stderr = ""
     finally:
         errors.close()
-    if result is None:
-        if "Resource temporarily unavailable" in stderr:
-            raise Transient(stderr.strip()[-300:])
-        result = {"ok": False, "error": f"The host's engine stopped unexpectedly: {stderr.strip()[-300:]}"}
+    if result.pop("transient", False):
+        raise Transient(result["error"][-300:])
     outcome |= result
     outcome["log"] = f"{kind} took {time.monotonic() - started:.1f} s"
     return outcome
@@ -120,7 +116,7 @@ def report() -> dict:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=PROJECT_ROOT,
+        cwd=settings.BASE_DIR,
         check=False,
     )
     if result.returncode != 0:

@@ -61,7 +61,9 @@ def apply_report(report: dict) -> Host | None:
             audit.record(None, "host.state", host, host.state, HostState.ACTIVE, reason="reporting again")
             host.state = HostState.ACTIVE
         contexts = {c["name"]: c for c in report.get("contexts") or [] if isinstance(c, dict) and "name" in c}
-        servers = {s.name: s for s in VirtualServer.objects.live().filter(host=host).select_related("plan")}
+        servers = {
+            s.name: s for s in VirtualServer.objects.live().filter(host=host).only("pk")
+        }  # names and ids: each is read locked below
         unknown = sorted(set(contexts) - set(servers))
         if unknown != host.unknown_contexts:
             if unknown:

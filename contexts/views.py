@@ -105,7 +105,7 @@ def detail_context(request, server) -> dict:
     busy = next((op for op in operations if op.status in ACTIVE_OPERATION_STATUSES), None)
     return {
         "server": server,
-        "addresses": server.addresses.select_related("pool"),
+        "addresses": server.addresses.all(),
         "operations": operations,
         "buttons": action_buttons(server, request.user, busy),
         "busy": busy,

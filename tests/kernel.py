@@ -4,7 +4,9 @@ Registered for the whole suite by tests/conftest.py (pytest_plugins)."""
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,40 @@ from contexts.engine import cgroups
 from contexts.engine.lifecycle import Lifecycle
 from contexts.engine.state import StateDir
 from contexts.engine.templates import Templates
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Cli:
+    """The host CLI as a separate process against the test state directory."""
+
+    def __init__(self, state, parent, host_netns):
+        self.argv = [sys.executable, "-m", "contexts"]
+        self.env = os.environ | {
+            "CONTEXTS_STATE_DIR": str(state.root),
+            "CONTEXTS_CGROUP_PARENT": parent,
+            "CONTEXTS_HOST_NETNS": host_netns,
+        }
+        self.cwd = ROOT
+
+    def __call__(self, *args, check=False, **kwargs) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [*self.argv, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, **kwargs
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+
+def wait_until(check, timeout: float = 60, what: str = "the condition", interval: float = 0.1):
+    """The first truthy value `check` returns, asked every `interval` seconds for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def need_root() -> None:

@@ -21,6 +21,7 @@ from contexts.engine.state import StateDir
 from contexts.management.commands import hostagent
 from panel.celery import worker_command
 from tests.conftest import require
+from tests.kernel import Cli, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = ("h1", "h2")
@@ -81,6 +82,7 @@ class Agent:
         self.cgroup_parent = f"contexts-pipe-{os.getpid()}-{name}"
         self.netns = f"cp{os.getpid()}{name}"
         netns.create(self.netns)
+        self.cli = Cli(self.state, self.cgroup_parent, self.netns)
         self.process = None
         self.log = base / f"{name}.log"
 
@@ -113,16 +115,6 @@ class Agent:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-    def cli(self, *args) -> subprocess.CompletedProcess:
-        env = os.environ | {
-            "CONTEXTS_STATE_DIR": str(self.state.root),
-            "CONTEXTS_CGROUP_PARENT": self.cgroup_parent,
-            "CONTEXTS_HOST_NETNS": self.netns,
-        }
-        return subprocess.run(
-            [sys.executable, "-m", "contexts", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-        )
 
     def remove_contexts(self) -> None:
         """Destroy every context through the CLI: a process of its own, so nothing in this one (a
@@ -289,16 +281,6 @@ def running_operations() -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def wait_until(check, timeout: float = 60, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def finished(operation, timeout: float = 90):

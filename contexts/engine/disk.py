@@ -110,13 +110,13 @@ def used_if_mounted(directory) -> int | None:
     """Bytes used, read only while the image is mounted anyway: a reporter must never mount it (an
     offline resize may be running)."""
     mountpoint = os.path.join(directory, MOUNT)
-    return _used_and_size(mountpoint)[0] if _mounted_source(mountpoint) else None
+    # Mounted or not is all it needs: no read of the host's whole mount table on every report.
+    return _used_and_size(mountpoint)[0] if os.path.ismount(os.path.realpath(mountpoint)) else None
 
 
 def capacity(directory) -> int:
     """What the guest can store in all: the file system's size less its own metadata."""
-    st = os.statvfs(os.path.join(directory, MOUNT))
-    return st.f_blocks * st.f_frsize
+    return _used_and_size(os.path.join(directory, MOUNT))[1]
 
 
 def _wait_released(image: str, timeout: float = 10.0) -> None:
@@ -126,18 +126,18 @@ def _wait_released(image: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     target = os.path.realpath(image)
     while time.monotonic() < deadline:
-        holders = []
-        for backing in glob.glob("/sys/block/loop*/loop/backing_file"):
-            try:
-                with open(backing) as f:
-                    if f.read().strip() == target:
-                        holders.append(backing)
-            except OSError:
-                continue
-        if not holders:
+        if not any(_backs(backing, target) for backing in glob.glob("/sys/block/loop*/loop/backing_file")):
             return
         time.sleep(0.05)
     raise EngineError(f"{image} is still in use by a loop device after unmounting; try again in a moment.")
+
+
+def _backs(backing_file: str, target: str) -> bool:
+    try:
+        with open(backing_file) as f:
+            return f.read().strip() == target
+    except OSError:
+        return False  # the loop device went away while we looked
 
 
 def _resize_offline(image: str, image_size: int) -> None:

@@ -623,8 +623,9 @@ class Lifecycle:
             write_json(self.state.context_dir(name) / "config.json", config)
         return self.status(name)
 
-    def usage(self, name: str) -> dict:
-        config = self.state.config(name)
+    def usage(self, name: str, config: dict | None = None) -> dict:
+        """CPU, memory and traffic figures; `config` when the caller has just read it."""
+        config = config or self.state.config(name)
         running = self._running(name) is not None
         figures = self._cgroups(config).usage(name) if running else {}
         totals = self.state.run_record(name).get("net_totals") or {"net_out_bytes": 0, "net_in_bytes": 0}

@@ -245,8 +245,8 @@ def inventory(engine: Lifecycle) -> list[dict]:
     out = []
     for name in engine.state.context_names():
         try:
-            usage = engine.usage(name)
             config = engine.state.config(name)
+            usage = engine.usage(name, config)
             disk_used = disk.used_if_mounted(engine.state.context_dir(name)) if config.get("disk_bytes") else None
         except (ContextNotFound, FileNotFoundError):
             continue  # destroyed while we looked

@@ -5,29 +5,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from customers import services as customer_services
-from tests.pipeline.test_pipeline import succeeded
+from tests.pipeline.test_pipeline import provision, succeeded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_customer_stops_starts_and_resets_the_password_live(page, live_server, hosts, artifacts):
-    alice = customer_services.provision_account(
-        name="Alice",
-        email="alice@example.com",
-        plan=hosts.plans["small"],
-        template=hosts.busybox,
-        hostname="www.alice.example",
-        actor=None,
-    )
-    bob = customer_services.provision_account(
-        name="Bob",
-        email="bob@example.com",
-        plan=hosts.plans["small"],
-        template=hosts.busybox,
-        hostname="www.bob.example",
-        actor=None,
-    )
+    alice = provision(hosts, email="alice@example.com", hostname="www.alice.example")
+    bob = provision(hosts, email="bob@example.com", hostname="www.bob.example")
     succeeded(alice.operation)
     succeeded(bob.operation)
 

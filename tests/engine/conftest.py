@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from contexts.engine.lifecycle import Lifecycle
+from tests.kernel import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,27 +38,6 @@ def make_context(engine, busybox_template):
     for name in made:
         if name in engine.state.context_names():
             engine.destroy(name, timeout=2)
-
-
-class Cli:
-    """The host CLI as a separate process against the test state directory."""
-
-    def __init__(self, state, parent, host_netns):
-        self.argv = [sys.executable, "-m", "contexts"]
-        self.env = os.environ | {
-            "CONTEXTS_STATE_DIR": str(state.root),
-            "CONTEXTS_CGROUP_PARENT": parent,
-            "CONTEXTS_HOST_NETNS": host_netns,
-        }
-        self.cwd = ROOT
-
-    def __call__(self, *args, check=False, **kwargs) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [*self.argv, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, **kwargs
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
 
 
 @pytest.fixture

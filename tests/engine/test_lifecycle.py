@@ -17,16 +17,7 @@ from contexts.engine.errors import (
     TemplateNotFound,
 )
 from tests.engine.conftest import inside
-
-
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s")
+from tests.kernel import wait_until
 
 
 def host_mounts() -> list[str]:
@@ -70,13 +61,18 @@ def test_guest_reboot_restarts_and_halt_stops(engine, make_context):
     name = make_context()
     first = engine.status(name)["init_pid"]
     inside(engine, name, "reboot")
-    status = wait_for(lambda: (s := engine.status(name))["state"] == "running" and s["init_pid"] != first and s)
+    status = wait_until(
+        lambda: (s := engine.status(name))["state"] == "running" and s["init_pid"] != first and s, 15, "a reboot", 0.05
+    )
     assert status["last_exit"]["reason"] == "rebooted"
     inside(engine, name, "halt")
-    status = wait_for(
+    status = wait_until(
         lambda: (
             (s := engine.status(name))["state"] == "stopped" and s.get("last_exit", {}).get("reason") == "halted" and s
-        )
+        ),
+        15,
+        "a halt",
+        0.05,
     )
     assert status["init_pid"] is None
 

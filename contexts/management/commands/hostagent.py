@@ -22,7 +22,7 @@ from contexts.validators import validate_hostname
 from panel.celery import worker_command
 
 
-def command_line(name: str, state_dir, cgroup_parent: str, concurrency: int = 4, loglevel: str = "WARNING") -> list:
+def command_line(name: str, state_dir, cgroup_parent: str) -> list:
     """How to start this command for host `name` (the tests and benchmarks start agents this way)."""
     return [
         sys.executable,
@@ -35,9 +35,9 @@ def command_line(name: str, state_dir, cgroup_parent: str, concurrency: int = 4,
         "--cgroup-parent",
         cgroup_parent,
         "--concurrency",
-        str(concurrency),
+        "4",
         "--loglevel",
-        loglevel,
+        "WARNING",
     ]
 
 
