@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
+from .engine.operations import GiB, MiB
 from .models import UsageSample
 
 RANGES = {
@@ -18,7 +19,6 @@ RANGES = {
     "day": {"span": UsageSample.Span.HOUR, "count": 24, "label": "Last day", "start_label": "24 h ago"},
 }
 WIDTH, HEIGHT = 600, 120
-MIB, GIB = 1024**2, 1024**3
 READINGS = ("start", "cpu_seconds", "memory_bytes", "disk_bytes", "net_in_bytes", "net_out_bytes")
 
 
@@ -47,11 +47,16 @@ class Chart:
         return round(HEIGHT - self.limit / self.top * HEIGHT, 1)
 
 
+def bucket_start(now: datetime.datetime, span: int) -> datetime.datetime:
+    """The start of the bucket of `span` seconds `now` falls in (buckets are aligned to the epoch)."""
+    epoch = int(now.timestamp())
+    return datetime.datetime.fromtimestamp(epoch - epoch % span, tz=datetime.UTC)
+
+
 def bucket_starts(now: datetime.datetime, span: int, count: int) -> list:
     """The starts of the `count` buckets of `span` seconds up to the one under way."""
-    epoch = int(now.timestamp())
-    current = epoch - epoch % span
-    return [datetime.datetime.fromtimestamp(current - (count - 1 - i) * span, tz=datetime.UTC) for i in range(count)]
+    current = bucket_start(now, span)
+    return [current - datetime.timedelta(seconds=(count - 1 - i) * span) for i in range(count)]
 
 
 def load(server, range_name: str, now=None) -> dict:
@@ -94,8 +99,8 @@ def build(server, samples, earlier, starts, span: int, now) -> list[Chart]:
         cpu.append(sample.cpu_seconds / seconds if sample else 0.0)
         net_in.append(sample.net_in_bytes * 8 / seconds / 1e6 if sample else 0.0)
         net_out.append(sample.net_out_bytes * 8 / seconds / 1e6 if sample else 0.0)
-        memory.append(memory_now / MIB if memory_now is not None else None)
-        disk.append(disk_now / GIB if disk_now is not None else None)
+        memory.append(memory_now / MiB if memory_now is not None else None)
+        disk.append(disk_now / GiB if disk_now is not None else None)
     charts = [
         Chart("CPU", "cores", float(plan.cpu_cores), [Series("used", "cpu", cpu)]),
         Chart("Memory", "MiB", float(plan.memory_mib), [Series("used", "memory", memory)]),

@@ -201,6 +201,10 @@ class VirtualServerQuerySet(models.QuerySet):
             return self.none()
         return self.filter(customer_id=user.customer_id)
 
+    def with_addresses(self):
+        """Their addresses fetched alongside, just the address itself (lists show nothing else)."""
+        return self.prefetch_related(models.Prefetch("addresses", IPAddress.objects.only("address", "server_id")))
+
 
 class VirtualServer(models.Model):
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="servers")
@@ -248,6 +252,14 @@ class VirtualServer(models.Model):
 
     def active_operation(self):
         return self.operations.filter(status__in=ACTIVE_OPERATION_STATUSES).first()
+
+    @property
+    def rate_mbit(self) -> int:
+        """The network rate in force: the plan's, or its throttled rate while over the month's traffic."""
+        plan = self.plan
+        if self.traffic_state == TrafficState.THROTTLED:
+            return min(plan.rate_mbit, plan.throttled_rate_mbit)
+        return plan.rate_mbit
 
     @property
     def shown_state(self) -> str:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from customers.models import UsageRecord
 from panel import audit
 
-from . import services, tasks, traffic
+from . import graphs, services, tasks, traffic
 from .choices import ACTIVE_OPERATION_STATUSES, HostState, ServerState
 from .models import Host, Operation, Template, UsageSample, VirtualServer
 from .validators import validate_hostname
@@ -120,9 +120,8 @@ def record_usage(server: VirtualServer, context: dict) -> None:
     if not any(delta.values()) and all(last.get(key) == value for key, value in gauges.items()):
         return  # an idle server between two reports: nothing to write (graphs read a gap as "no change")
     now = timezone.now()
-    today = timezone.localdate(now)
-    start = today.replace(day=1)
-    end = (start + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+    start = traffic.month_start(timezone.localdate(now))
+    end = traffic.next_month(start) - datetime.timedelta(days=1)
     record, _ = UsageRecord.objects.select_for_update().get_or_create(
         server=server, period_start=start, defaults={"period_end": end}
     )
@@ -142,8 +141,7 @@ def record_usage(server: VirtualServer, context: dict) -> None:
 
 
 def _add_sample(server, span: int, now, delta: dict, gauges: dict) -> None:
-    epoch = int(now.timestamp())
-    start = datetime.datetime.fromtimestamp(epoch - epoch % span, tz=datetime.UTC)
+    start = graphs.bucket_start(now, span)
     sample, _ = UsageSample.objects.get_or_create(server=server, span=span, start=start)
     sample.cpu_seconds += delta["cpu_seconds"]
     sample.net_in_bytes += int(delta["net_in_bytes"])

@@ -149,21 +149,11 @@ def queue_operation(server, kind: str, actor, addresses=None, params=None, undo=
         )
     action = lifecycle.check_action(kind, server.state, str(server))
     params, undo = dict(params or {}), dict(undo or {})
-    if kind == OperationKind.UNSUSPEND and actor is not None and server.traffic_state == TrafficState.SUSPENDED:
-        # Let through by a person: the traffic policy leaves it alone for the rest of the month.
-        period = server.traffic_period.isoformat() if server.traffic_period else None
-        undo.setdefault("traffic", {"state": server.traffic_state, "period": period})
-        server.traffic_state = TrafficState.WAIVED
-        server.save(update_fields=["traffic_state", "updated_at"])
     if kind == OperationKind.SUSPEND:
         undo["state"] = server.state
     if kind == OperationKind.UNSUSPEND:
         # Back to what it was: a server stopped before its suspension stays stopped.
-        suspension = (
-            server.operations.filter(kind=OperationKind.SUSPEND, status=OperationStatus.SUCCEEDED)
-            .order_by("-created_at")
-            .first()
-        )
+        suspension = last_suspension(server)
         params["resume"] = not (suspension and suspension.undo.get("state") == ServerState.STOPPED)
     operation = Operation.objects.create(server=server, kind=kind, requested_by=actor, undo=undo)
     operation.spec = operation_spec(operation, addresses, params)
@@ -245,36 +235,26 @@ def account_params(server, root_password: str | None) -> dict:
     return params
 
 
-def request_action(server, kind: str, actor) -> Operation:
-    """start, stop, restart, suspend, unsuspend or destroy one server."""
-    if kind in (OperationKind.CREATE, OperationKind.REINSTALL, OperationKind.CHANGE_PLAN):
-        raise InvalidRequest(f"Use the {kind} service for {kind}.")
-    with transaction.atomic():
-        server = locked(server)
-        if kind == OperationKind.SUSPEND and server.state == ServerState.SUSPENDED:
-            taken = take_over_traffic_suspension(server, actor)
-            if taken is not None:
-                return taken
-        return queue_operation(server, kind, actor)
-
-
-def take_over_traffic_suspension(server, actor) -> Operation | None:
-    """A suspension asked for (billing) while the server is suspended for its traffic: it becomes the
-    asker's suspension, which the new month does not lift. Returns the suspension, or None."""
-    if server.traffic_state != TrafficState.SUSPENDED or actor is None:
-        return None
-    check_permission(server, lifecycle.ACTIONS[OperationKind.SUSPEND], actor)
-    suspension = (
+def last_suspension(server) -> Operation | None:
+    return (
         server.operations.filter(kind=OperationKind.SUSPEND, status=OperationStatus.SUCCEEDED)
         .order_by("-created_at")
         .first()
     )
-    if suspension is None:
-        return None
-    server.traffic_state = TrafficState.WAIVED
-    server.save(update_fields=["traffic_state", "updated_at"])
-    audit.record(actor, "server.suspension_reason", server, details={"was": "traffic", "now": "asked for"})
-    return suspension
+
+
+def request_action(server, kind: str, actor) -> Operation:
+    """start, stop, restart, suspend, unsuspend or destroy one server."""
+    from . import traffic  # traffic builds on this module
+
+    if kind in (OperationKind.CREATE, OperationKind.REINSTALL, OperationKind.CHANGE_PLAN):
+        raise InvalidRequest(f"Use the {kind} service for {kind}.")
+    with transaction.atomic():
+        server = locked(server)
+        answered, undo = traffic.person_acts(server, kind, actor)
+        if answered is not None:
+            return answered
+        return queue_operation(server, kind, actor, undo=undo)
 
 
 def reinstall_server(server, template, actor, root_password: str | None = None) -> Operation:
@@ -425,7 +405,7 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "", 
         if ok and operation.kind == OperationKind.CHANGE_PLAN and server.traffic_state:
             from . import traffic  # traffic builds on this module
 
-            traffic.renew_one(server, timezone.localdate().replace(day=1))
+            traffic.renew_one(server, traffic.month_start())
         audit.record(
             None,
             f"operation.{operation.status}",

@@ -2,12 +2,12 @@
 
 import ipaddress
 
-from .choices import TrafficState
 from .engine.spec import Address, ContextSpec, Limits, OperationSpec
 
 
-def limits_for(plan, throttled: bool = False) -> Limits:
-    """The plan's limits; a server over its monthly traffic whose plan throttles gets the lower rate."""
+def limits_for(server) -> Limits:
+    """The server's plan's limits, with the network rate in force (a throttle's, while there is one)."""
+    plan = server.plan
     return Limits(
         cpus=float(plan.cpu_cores),
         cpu_weight=plan.cpu_weight,
@@ -16,7 +16,7 @@ def limits_for(plan, throttled: bool = False) -> Limits:
         disk_gib=plan.disk_gib,
         inodes=plan.inode_limit,
         pids=plan.process_limit,
-        rate_mbit=min(plan.rate_mbit, plan.throttled_rate_mbit) if throttled else plan.rate_mbit,
+        rate_mbit=server.rate_mbit,
     )
 
 
@@ -33,7 +33,7 @@ def context_spec(server, addresses=None) -> ContextSpec:
         context_id=server.context_id,
         hostname=server.hostname,
         template=server.template.name,
-        limits=limits_for(server.plan, throttled=server.traffic_state == TrafficState.THROTTLED),
+        limits=limits_for(server),
         addresses=tuple(address_for(ip) for ip in addresses),
     )
 

@@ -11,12 +11,11 @@ from customers.choices import BillingState, TrafficPolicy
 from customers.models import UsageRecord
 from panel import audit, webhooks
 
-from . import services
+from . import lifecycle, services
 from .choices import OperationKind, ServerState, TrafficState
+from .engine.operations import GiB
 from .exceptions import ServiceError
-from .models import VirtualServer
-
-GIB = 1024**3
+from .models import Operation, VirtualServer
 
 
 @dataclass
@@ -27,21 +26,15 @@ class MonthTraffic:
 
     @property
     def used_gib(self) -> float:
-        return (self.in_bytes + self.out_bytes) / GIB
+        return (self.in_bytes + self.out_bytes) / GiB
 
     @property
     def in_gib(self) -> float:
-        return self.in_bytes / GIB
+        return self.in_bytes / GiB
 
     @property
     def out_gib(self) -> float:
-        return self.out_bytes / GIB
-
-    @property
-    def percent(self) -> int:
-        if not self.allowance_gib:
-            return 100 if self.used_gib else 0
-        return min(100, int(self.used_gib * 100 / self.allowance_gib))
+        return self.out_bytes / GiB
 
     @property
     def exceeded(self) -> bool:
@@ -52,13 +45,17 @@ class MonthTraffic:
         return next_month(timezone.localdate())
 
 
+def month_start(day: datetime.date | None = None) -> datetime.date:
+    """The first day of the billing month of `day` (today by default)."""
+    return (day or timezone.localdate()).replace(day=1)
+
+
 def next_month(day: datetime.date) -> datetime.date:
     return (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
 
 
 def this_month(server, today=None) -> MonthTraffic:
-    today = today or timezone.localdate()
-    record = UsageRecord.objects.filter(server=server, period_start=today.replace(day=1)).first()
+    record = UsageRecord.objects.filter(server=server, period_start=month_start(today)).first()
     return MonthTraffic(
         in_bytes=record.traffic_in_bytes if record else 0,
         out_bytes=record.traffic_out_bytes if record else 0,
@@ -70,6 +67,28 @@ def used_bytes(record) -> int:
     return record.traffic_in_bytes + record.traffic_out_bytes
 
 
+def _undo(server) -> dict:
+    """What a failed operation puts back: the server's traffic state as it is now."""
+    period = server.traffic_period.isoformat() if server.traffic_period else None
+    return {"traffic": {"state": server.traffic_state, "period": period}}
+
+
+def _switch(server, state: str, period, kind: str | None) -> bool:
+    """Record `state` and queue `kind` (if any) together, the operation's undo able to put the state
+    back; False, with nothing changed, when the server is busy or in no state for it."""
+    undo = _undo(server)
+    try:
+        with transaction.atomic():
+            server.traffic_state, server.traffic_period = state, period
+            server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
+            if kind:
+                services.queue_operation(server, kind, None, undo=undo)
+    except ServiceError:
+        server.refresh_from_db(fields=["traffic_state", "traffic_period"])
+        return False
+    return True
+
+
 def enforce(server, record) -> str | None:
     """Apply the plan's traffic policy to `server` (locked by the caller) once its month's traffic in
     `record` passes the allowance. Returns what was done, or None. A busy server is left for the next
@@ -77,23 +96,15 @@ def enforce(server, record) -> str | None:
     plan = server.plan
     if server.traffic_state or plan.traffic_policy == TrafficPolicy.BILL:
         return None
-    if used_bytes(record) <= plan.traffic_gib * GIB:
+    if used_bytes(record) <= plan.traffic_gib * GiB:
         return None
-    if plan.traffic_policy == TrafficPolicy.SUSPEND and server.state not in (ServerState.RUNNING, ServerState.STOPPED):
+    if plan.traffic_policy == TrafficPolicy.THROTTLE:
+        target, kind = TrafficState.THROTTLED, OperationKind.LIMITS
+    else:
+        target, kind = TrafficState.SUSPENDED, OperationKind.SUSPEND
+    if not _switch(server, target, record.period_start, kind):
         return None
-    target = TrafficState.THROTTLED if plan.traffic_policy == TrafficPolicy.THROTTLE else TrafficState.SUSPENDED
-    # If the host fails the operation, the undo puts the state back and the next report tries again.
-    undo = {"traffic": {"state": server.traffic_state, "period": None}}
-    try:
-        with transaction.atomic():
-            server.traffic_state, server.traffic_period = target, record.period_start
-            server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
-            kind = OperationKind.LIMITS if target == TrafficState.THROTTLED else OperationKind.SUSPEND
-            services.queue_operation(server, kind, None, undo=undo)
-    except ServiceError:
-        server.refresh_from_db(fields=["traffic_state", "traffic_period"])
-        return None
-    details = {"used_gib": round(used_bytes(record) / GIB, 3), "allowance_gib": plan.traffic_gib, "policy": target}
+    details = {"used_gib": round(used_bytes(record) / GiB, 3), "allowance_gib": plan.traffic_gib, "policy": target}
     audit.record(None, "server.traffic_exceeded", server, details=details)
     webhooks.emit("traffic.exceeded", {"server": server.pk, "customer": server.customer_id, **details})
     return target
@@ -102,7 +113,7 @@ def enforce(server, record) -> str | None:
 def renew(today=None) -> list[int]:
     """Beat: lift what the policy did once the month that was exceeded is over, or once the server's
     plan covers what it used (or only bills it). A busy server is left for the next round."""
-    month = (today or timezone.localdate()).replace(day=1)
+    month = month_start(today)
     lifted = []
     for pk in VirtualServer.objects.live().exclude(traffic_state=TrafficState.WITHIN).values_list("pk", flat=True):
         with transaction.atomic():
@@ -113,34 +124,49 @@ def renew(today=None) -> list[int]:
 
 def renew_one(server, month) -> bool:
     """Lift the policy on `server` (locked by the caller) if it is due. True when lifted."""
-    plan = server.plan
     if not server.traffic_state:
         return False
-    still_over = used_bytes_now(server, month) > plan.traffic_gib * GIB and plan.traffic_policy != TrafficPolicy.BILL
-    if server.traffic_period == month and still_over:
-        return False
-    was, period = server.traffic_state, server.traffic_period
-    undo = {"traffic": {"state": was, "period": period.isoformat() if period else None}}
-    try:
-        with transaction.atomic():
-            server.traffic_state, server.traffic_period = TrafficState.WITHIN, None
-            server.save(update_fields=["traffic_state", "traffic_period", "updated_at"])
-            # The operation's undo puts the state back if the host fails it: the next round tries again.
-            if was == TrafficState.THROTTLED:
-                services.queue_operation(server, OperationKind.LIMITS, None, undo=undo)
-            elif (
-                was == TrafficState.SUSPENDED
-                and server.state == ServerState.SUSPENDED
-                and server.customer.billing_state == BillingState.ACTIVE
-            ):
-                services.queue_operation(server, OperationKind.UNSUSPEND, None, undo=undo)
-    except ServiceError:
-        server.refresh_from_db(fields=["traffic_state", "traffic_period"])
+    if (
+        server.traffic_period == month
+        and server.plan.traffic_policy != TrafficPolicy.BILL
+        and this_month(server, month).exceeded
+    ):
+        return False  # still over, this month
+    was = server.traffic_state
+    kind = None
+    if was == TrafficState.THROTTLED:
+        kind = OperationKind.LIMITS
+    elif (
+        was == TrafficState.SUSPENDED
+        and server.state == ServerState.SUSPENDED
+        and server.customer.billing_state == BillingState.ACTIVE
+    ):
+        kind = OperationKind.UNSUSPEND
+    if not _switch(server, TrafficState.WITHIN, None, kind):
         return False
     audit.record(None, "server.traffic_renewed", server, details={"was": was})
     return True
 
 
-def used_bytes_now(server, month) -> int:
-    record = UsageRecord.objects.filter(server=server, period_start=month).first()
-    return used_bytes(record) if record else 0
+def person_acts(server, kind: str, actor) -> tuple[Operation | None, dict]:
+    """A person (staff or a billing system) suspends or unsuspends `server` (locked by the caller)
+    while the traffic policy holds it: from then on it is theirs for the rest of the month. Returns
+    the operation that already answers the request, if any, and the undo for the one to queue."""
+    if actor is None or server.traffic_state != TrafficState.SUSPENDED:
+        return None, {}
+    undo = _undo(server)
+    if kind == OperationKind.SUSPEND and server.state == ServerState.SUSPENDED:
+        suspension = services.last_suspension(server)
+        if suspension is None:
+            return None, {}
+        services.check_permission(server, lifecycle.ACTIONS[OperationKind.SUSPEND], actor)
+        undo = {}  # already done: nothing is queued
+        details = {"was": "traffic", "now": "asked for"}
+        audit.record(actor, "server.suspension_reason", server, details=details)
+    elif kind != OperationKind.UNSUSPEND:
+        return None, {}
+    else:
+        suspension = None
+    server.traffic_state = TrafficState.WAIVED
+    server.save(update_fields=["traffic_state", "updated_at"])
+    return suspension, undo

@@ -1,20 +1,20 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from customers.forms import SearchForm
-from panel.models import AuditEvent
+from panel import audit
 
 from . import graphs, lifecycle, passwords, services, traffic
 from .choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
 from .exceptions import ServiceError
 from .forms import HostnameForm, ReinstallForm, SSHKeysForm
-from .models import IPAddress, Operation, VirtualServer
+from .models import Operation, VirtualServer
 
 PAGE_SIZE = 50
 LIST_FIELDS = ("hostname", "state", "created_at", "customer__name", "plan__name", "host__name", "host__state")
@@ -46,7 +46,7 @@ def server_list(request):
         VirtualServer.objects.visible_to(request.user)
         .select_related("customer", "plan", "host")
         .only(*LIST_FIELDS)
-        .prefetch_related(Prefetch("addresses", IPAddress.objects.only("address", "server_id")))
+        .with_addresses()
     )
     state = request.GET.get("state", "")
     if state in ServerState.values:
@@ -62,7 +62,7 @@ def server_list(request):
     )
     page = first_page_without_count(servers.order_by("-created_at", "-pk"), request.GET.get("page"))
     servers = list(page.object_list)
-    busy = {server.pk for server in servers if server.busy}
+    busy = any(server.busy for server in servers)
     for server in servers:
         server.quick_actions = (
             [] if server.busy else [k for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
@@ -133,9 +133,7 @@ def server_detail(request, pk):
         }
     )
     if request.user.is_staff:
-        context["audit_events"] = AuditEvent.objects.filter(
-            object_type=server._meta.model_name, object_id=str(server.pk)
-        )[:20]
+        context["audit_events"] = audit.events_for(server)
     return render(request, "contexts/server_detail.html", context)
 
 

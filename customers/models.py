@@ -7,12 +7,24 @@ from django.db import models
 from .choices import BillingState, TrafficPolicy
 
 
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Staff see every customer; a customer's login only its own (as VirtualServer.objects.visible_to)."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(pk=user.customer_id) if user.customer_id else self.none()
+
+
 class Customer(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField("contact email")
     billing_state = models.CharField(max_length=16, choices=BillingState.choices, default=BillingState.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

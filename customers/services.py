@@ -86,13 +86,12 @@ def _set_billing_state(customer, target, actor) -> None:
     audit.record(actor, "customer.billing_state", customer, before, target)
 
 
-def _queue_for_servers(customer, kind: str, states, actor, exclude=None) -> list[Operation]:
-    """Queue `kind` on each of the customer's servers in `states` (but not `exclude`); refuse the lot
-    if one is busy."""
+def _queue_for_servers(customer, kind: str, states, actor, where: Q | None = None) -> list[Operation]:
+    """Queue `kind` on each of the customer's servers in `states` (and `where`); refuse the lot if one
+    is busy."""
     servers = list(
         VirtualServer.objects.select_for_update(of=("self",))
-        .filter(customer=customer, state__in=states)
-        .exclude(exclude or Q(pk__in=[]))
+        .filter(where or Q(), customer=customer, state__in=states)
         .select_related("customer", "host", "plan", "template")
         .order_by("pk")
     )
@@ -129,7 +128,7 @@ def unsuspend_customer(customer, actor) -> list[Operation]:
             OperationKind.UNSUSPEND,
             [ServerState.SUSPENDED],
             actor,
-            exclude=Q(traffic_state=TrafficState.SUSPENDED),
+            where=~Q(traffic_state=TrafficState.SUSPENDED),
         )
 
 

@@ -5,7 +5,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from contexts.exceptions import ServiceError
-from panel.models import AuditEvent
+from panel import audit
 from panel.permissions import staff_required
 
 from . import services
@@ -44,7 +44,7 @@ def customer_list(request):
 def customer_detail(request, pk):
     customer = get_object_or_404(Customer, pk=pk)
     servers = customer.servers.select_related("plan", "host").prefetch_related("addresses")
-    events = AuditEvent.objects.filter(object_type="customer", object_id=str(customer.pk))[:20]
+    events = audit.events_for(customer)
     return render(
         request, "customers/customer_detail.html", {"customer": customer, "servers": servers, "events": events}
     )

@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin
 
-from .admin_tools import ReadOnlyAdmin
+from . import webhooks
+from .admin_tools import ReadOnlyAdmin, service_action
+from .api import tokens
 from .models import ApiToken, AuditEvent, DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 
 admin.site.site_header = "Hosting panel administration"
@@ -23,15 +25,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     list_display = ("name", "prefix", "scope", "user", "created_at", "last_used_at", "revoked_at")
     list_filter = ("scope",)
     search_fields = ("name", "prefix", "user__username")
-    actions = ["revoke"]
-
-    @admin.action(description="Revoke the selected tokens")
-    def revoke(self, request, queryset):
-        from .api import tokens
-
-        for token in queryset:
-            tokens.revoke(token, request.user)
-        self.message_user(request, f"{queryset.count()} token(s) revoked.")
+    actions = [service_action(tokens.revoke, "Revoke the selected tokens", "token(s) revoked")]
 
 
 class WebhookForm(forms.ModelForm):
@@ -74,10 +68,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Send the selected deliveries again")
     def send_again(self, request, queryset):
-        from . import webhooks
-
         pks = list(queryset.values_list("pk", flat=True))
         WebhookDelivery.objects.filter(pk__in=pks).update(status=DeliveryStatus.PENDING, next_attempt_at=None)
         for pk in pks:
-            webhooks.deliver(pk)
-        self.message_user(request, f"{len(pks)} delivery(ies) sent again; see their status.")
+            webhooks.send_later(pk)  # by the panel worker: no HTTP inside an admin request
+        self.message_user(request, f"{len(pks)} delivery(ies) queued again; see their status.")

@@ -24,3 +24,8 @@ def record(actor, action: str, obj, from_state: str = "", to_state: str = "", **
         to_state=to_state or "",
         details=details,
     )
+
+
+def events_for(obj, limit: int = 20):
+    """The newest audit events about `obj`."""
+    return AuditEvent.objects.filter(object_type=obj._meta.model_name, object_id=str(obj.pk))[:limit]

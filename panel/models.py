@@ -54,11 +54,6 @@ class ApiTokenScope(models.TextChoices):
     FULL = "full", "Full (provisioning and server actions)"
 
 
-class ApiTokenQuerySet(models.QuerySet):
-    def usable(self):
-        return self.filter(revoked_at__isnull=True)
-
-
 class ApiToken(models.Model):
     """A key for the REST API. Only its SHA-256 is kept: the token itself is shown once, when made.
 
@@ -79,8 +74,6 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

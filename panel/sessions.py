@@ -9,7 +9,9 @@ from redis.exceptions import RedisError
 CACHE_ERRORS = (RedisError, OSError)
 
 
-class _MissOnOutage:
+class MissOnOutage:
+    """A cache whose reads miss and whose writes are skipped while it is unreachable."""
+
     def __init__(self, cache):
         self._cache = cache
 
@@ -38,7 +40,7 @@ class _MissOnOutage:
 class SessionStore(cached_db.SessionStore):
     def __init__(self, session_key=None):
         super().__init__(session_key)
-        self._cache = _MissOnOutage(self._cache)
+        self._cache = MissOnOutage(self._cache)
         self._signing_in = False
 
     def cycle_key(self):

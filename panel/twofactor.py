@@ -26,7 +26,6 @@ from . import audit, sessions
 
 # Pages reachable before the second step: signing out, the step itself, enrolment, static files.
 DEVICE_CACHE_SECONDS = 300
-CACHE_ERRORS = sessions.CACHE_ERRORS
 OPEN_PATHS = ("/logout/", "/login/verify/", "/account/2fa/setup/", "/static/")
 
 
@@ -52,16 +51,11 @@ def _device_key(user) -> str:
 def has_confirmed_device(user) -> bool:
     """Whether the user must give a code: asked on every page, so cached, and cleared when a device changes."""
     key = _device_key(user)
-    try:
-        found = cache.get(key)
-    except CACHE_ERRORS:
-        return user_has_device(user, confirmed=True)  # Redis is down: ask the database
+    cached = sessions.MissOnOutage(cache)  # Redis down: ask the database
+    found = cached.get(key)
     if found is None:
         found = user_has_device(user, confirmed=True)
-        try:
-            cache.set(key, found, DEVICE_CACHE_SECONDS)
-        except CACHE_ERRORS:
-            pass
+        cached.set(key, found, DEVICE_CACHE_SECONDS)
     return found
 
 

@@ -50,11 +50,11 @@ def emit(event: str, data: dict) -> list[WebhookDelivery]:
         payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
         deliveries.append(WebhookDelivery.objects.create(webhook=webhook, event=event, payload=payload))
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: _send_later(pk))
+        transaction.on_commit(lambda pk=delivery.pk: send_later(pk))
     return deliveries
 
 
-def _send_later(pk: int, countdown: float = 0) -> None:
+def send_later(pk: int, countdown: float = 0) -> None:
     from .tasks import deliver_webhook
 
     try:
@@ -116,14 +116,14 @@ def deliver(pk: int) -> WebhookDelivery:
         delivery.next_attempt_at = timezone.now() + datetime.timedelta(seconds=wait)
     delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
     if delivery.next_attempt_at is not None:
-        _send_later(delivery.pk, countdown=(delivery.next_attempt_at - timezone.now()).total_seconds())
+        send_later(delivery.pk, countdown=(delivery.next_attempt_at - timezone.now()).total_seconds())
     return delivery
 
 
 def send_due(send=None) -> int:
     """Beat: queue again a retry whose message was lost, or a first attempt never made (the broker was
     down then). Only queued: the sending happens in tasks, never here in a loop."""
-    send = send or _send_later
+    send = send or send_later
     now = timezone.now()
     due = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).filter(
         Q(next_attempt_at__lt=now - datetime.timedelta(seconds=60))

@@ -21,19 +21,14 @@ class CSVRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if isinstance(data, dict) and "results" in data:
             data = data["results"]
-        if isinstance(data, dict):  # an error: its fields and messages as rows
-            data = [
-                {"field": k, "message": " ".join(map(str, v)) if isinstance(v, list) else str(v)}
-                for k, v in data.items()
-            ]
+        if isinstance(data, dict):  # one object (an OPTIONS answer, say): its fields as rows
+            data = [{"field": k, "value": text(v)} for k, v in data.items()]
         rows = list(data or [])
         view = (renderer_context or {}).get("view")
         if rows:
             fields = list(rows[0])
-        elif view is not None and hasattr(view, "get_serializer"):
-            fields = list(view.get_serializer().fields)  # no rows: the header still says what would come
-        else:
-            fields = ["detail"]
+        else:  # no rows: the header still says what would come
+            fields = list(view.get_serializer().fields) if view is not None else []
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
         writer.writeheader()

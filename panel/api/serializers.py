@@ -201,34 +201,43 @@ class NameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class AccountRequest(serializers.Serializer):
-    name = serializers.CharField(max_length=200, help_text="The customer's name or company.")
-    email = serializers.EmailField(help_text="Also the customer's login name.")
+class NewServer(serializers.Serializer):
+    """What a new server needs, whoever it is for."""
+
     plan = NameField(slug_field="slug", queryset=active_plans())
     template = NameField(slug_field="name", queryset=active_templates())
     hostname = ApiHostnameField(max_length=253)
     root_password = RootPasswordField()
     ssh_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000, help_text="One per line.")
+
+
+class AccountRequest(NewServer):
+    name = serializers.CharField(max_length=200, help_text="The customer's name or company.")
+    email = serializers.EmailField(help_text="Also the customer's login name.")
+
+
+def parse_id(value) -> int | None:
+    """An object id from a number or a string of digits (billing modules written in PHP often send
+    strings), or None: 1e999, true, "²" or a number past the database's range is not an id."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        return None
+    return value
 
 
 class IdField(serializers.PrimaryKeyRelatedField):
-    """An object by id: only a whole number in range is looked up (1e999 or true is not an id)."""
+    """An object by id: only a whole number in range is looked up."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str) and data.isascii() and data.isdigit() and len(data) <= 18:
-            data = int(data)  # billing modules written in PHP often send ids as strings
-        if isinstance(data, bool) or not isinstance(data, int) or not 0 < data < 2**63:
+        value = parse_id(data)
+        if value is None:
             self.fail("incorrect_type", data_type=type(data).__name__)
-        return super().to_internal_value(data)
+        return super().to_internal_value(value)
 
 
-class ServerRequest(serializers.Serializer):
+class ServerRequest(NewServer):
     customer = IdField(queryset=Customer.objects.all())
-    plan = NameField(slug_field="slug", queryset=active_plans())
-    template = NameField(slug_field="name", queryset=active_templates())
-    hostname = ApiHostnameField(max_length=253)
-    root_password = RootPasswordField()
-    ssh_keys = serializers.CharField(required=False, allow_blank=True, max_length=20000, help_text="One per line.")
 
 
 class ReinstallRequest(serializers.Serializer):

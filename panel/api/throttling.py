@@ -2,8 +2,9 @@
 
 import logging
 
-from redis.exceptions import RedisError
 from rest_framework.throttling import UserRateThrottle
+
+from panel.sessions import CACHE_ERRORS
 
 log = logging.getLogger("panel.api")
 
@@ -12,6 +13,6 @@ class AccountRate(UserRateThrottle):
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
-        except (RedisError, OSError) as exc:
+        except CACHE_ERRORS as exc:
             log.warning("API rate limit not checked, the cache is unavailable: %s", exc)
             return True

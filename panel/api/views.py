@@ -3,9 +3,7 @@ answers 202 with the operation to poll at /api/v1/operations/<id>/."""
 
 import datetime
 
-from django.db.models import Prefetch
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,10 +11,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from contexts import passwords
+from contexts import passwords, traffic
 from contexts import services as server_services
 from contexts.choices import OperationKind, OperationStatus, ServerState
-from contexts.models import Host, IPAddress, Operation, Template, VirtualServer
+from contexts.models import Host, Operation, Template, VirtualServer
 from customers import services as customer_services
 from customers.models import Customer, Plan, UsageRecord
 from panel.models import ApiTokenScope
@@ -48,14 +46,40 @@ def accepted(request, answer_serializer, data: dict, operation: Operation) -> Re
     )
 
 
+def verb(answer, summary: str | None = None, body=None, url_path: str | None = None):
+    """A POST on one object: an Idempotency-Key, 202 with `answer`, and the refusals, documented alike."""
+
+    def decorate(method):
+        method = action(detail=True, methods=["post"], url_path=url_path)(idempotent(method))
+        schema = extend_schema(
+            request=body, parameters=[IDEMPOTENCY], responses={202: answer, **REFUSALS}, summary=summary
+        )
+        return schema(method)
+
+    return decorate
+
+
+def with_password(data: dict, chosen: str | None, password: str) -> dict:
+    """A root password the panel chose goes in the answer, once; one the caller chose does not."""
+    return data if chosen else data | {"root_password": password}
+
+
 def id_param(params, name: str) -> int | None:
     """An object id from the query string, or None when absent; anything but a plain number is a 400."""
     if name not in params:
         return None
-    value = params[name]
-    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+    value = s.parse_id(params[name])
+    if value is None:
         raise ValidationError({name: f"A {name} id is a whole number."})
-    return int(value)
+    return value
+
+
+def choice_param(params, name: str, choices) -> str | None:
+    if name not in params:
+        return None
+    if params[name] not in choices:
+        raise ValidationError({name: f"Use one of: {', '.join(choices)}."})
+    return params[name]
 
 
 def text_param(params, name: str) -> str | None:
@@ -71,7 +95,7 @@ def visible_servers(user):
     return (
         VirtualServer.objects.visible_to(user)
         .select_related("customer", "plan", "host", "template")
-        .prefetch_related(Prefetch("addresses", IPAddress.objects.only("address", "server_id")))
+        .with_addresses()
         .order_by("pk")
     )
 
@@ -128,11 +152,7 @@ class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI document is being made
             return Customer.objects.none()
-        customers = Customer.objects.order_by("pk")
-        user = self.request.user
-        if user.is_staff:
-            return customers
-        return customers.filter(pk=user.customer_id) if user.customer_id else customers.none()
+        return Customer.objects.visible_to(self.request.user).order_by("pk")
 
     def get_permissions(self):
         if self.action in self.action_scopes:
@@ -146,33 +166,21 @@ class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
         data = s.OperationsAnswer({"customer": customer, "operations": operations}).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        request=None,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationsAnswer, **REFUSALS},
+    @verb(
+        s.OperationsAnswer,
         summary="Suspend the customer: every server is suspended, the customer's logins may not act.",
     )
-    @action(detail=True, methods=["post"])
-    @idempotent
     def suspend(self, request, pk=None):
         return self._billing(request, customer_services.suspend_customer)
 
-    @extend_schema(
-        request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationsAnswer, **REFUSALS}, summary="Unsuspend"
-    )
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationsAnswer, summary="Unsuspend")
     def unsuspend(self, request, pk=None):
         return self._billing(request, customer_services.unsuspend_customer)
 
-    @extend_schema(
-        request=None,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationsAnswer, **REFUSALS},
+    @verb(
+        s.OperationsAnswer,
         summary="Terminate: destroy every server and disable every login (records stay for billing).",
     )
-    @action(detail=True, methods=["post"])
-    @idempotent
     def terminate(self, request, pk=None):
         return self._billing(request, customer_services.terminate_customer)
 
@@ -212,8 +220,7 @@ class AccountViewSet(viewsets.GenericViewSet):
             "server": result.server,
             "operation": result.operation,
         }
-        if not chosen:
-            data["root_password"] = result.root_password
+        data = with_password(data, chosen, result.root_password)
         return accepted(request, s.AccountAnswer, data, result.operation)
 
 
@@ -255,12 +262,8 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         servers = visible_servers(self.request.user)
         if self.action == "list":
             params = self.request.query_params
-            if "state" in params:
-                if params["state"] not in ServerState.values:
-                    raise ValidationError({"state": f"Use one of: {', '.join(ServerState.values)}."})
-                servers = servers.filter(state=params["state"])
-            else:
-                servers = servers.live()
+            state = choice_param(params, "state", ServerState.values)
+            servers = servers.filter(state=state) if state else servers.live()
             if (customer := id_param(params, "customer")) is not None:
                 servers = servers.filter(customer_id=customer)
             if (hostname := text_param(params, "hostname")) is not None:
@@ -289,67 +292,42 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             root_password=password,
             ssh_keys=values.get("ssh_keys", ""),
         )
-        data = {"server": server, "operation": operation} | ({} if chosen else {"root_password": password})
+        data = with_password({"server": server, "operation": operation}, chosen, password)
         return accepted(request, s.ServerAnswer, data, operation)
 
     def _act(self, request, kind: str) -> Response:
         operation = server_services.request_action(self.get_object(), kind, request.user)
         return accepted(request, s.OperationAnswer, {"operation": operation}, operation)
 
-    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer)
     def start(self, request, pk=None):
         return self._act(request, OperationKind.START)
 
-    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer)
     def stop(self, request, pk=None):
         return self._act(request, OperationKind.STOP)
 
-    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer)
     def restart(self, request, pk=None):
         return self._act(request, OperationKind.RESTART)
 
-    @extend_schema(
-        request=None,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationAnswer, **REFUSALS},
-        summary="Suspend one server (billing): it stops and its customer may not start it.",
-    )
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer, summary="Suspend one server (billing): it stops and its customer may not start it.")
     def suspend(self, request, pk=None):
         return self._act(request, OperationKind.SUSPEND)
 
-    @extend_schema(request=None, parameters=[IDEMPOTENCY], responses={202: s.OperationAnswer, **REFUSALS})
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer)
     def unsuspend(self, request, pk=None):
         return self._act(request, OperationKind.UNSUSPEND)
 
-    @extend_schema(
-        request=None,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationAnswer, **REFUSALS},
-        summary="Terminate one server: destroy it and return its addresses.",
-    )
-    @action(detail=True, methods=["post"])
-    @idempotent
+    @verb(s.OperationAnswer, summary="Terminate one server: destroy it and return its addresses.")
     def terminate(self, request, pk=None):
         return self._act(request, OperationKind.DESTROY)
 
-    @extend_schema(
-        request=s.ReinstallRequest,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationAnswer, **REFUSALS},
+    @verb(
+        s.OperationAnswer,
         summary="Reinstall from a template: every file is erased; addresses, hostname and SSH keys stay.",
+        body=s.ReinstallRequest,
     )
-    @action(detail=True, methods=["post"])
-    @idempotent
     def reinstall(self, request, pk=None):
         server = self.get_object()
         form = s.ReinstallRequest(data=request.data)
@@ -357,17 +335,15 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         chosen = form.validated_data.get("root_password")
         password = chosen or passwords.generate()
         operation = server_services.reinstall_server(server, form.validated_data["template"], request.user, password)
-        data = {"operation": operation} | ({} if chosen else {"root_password": password})
+        data = with_password({"operation": operation}, chosen, password)
         return accepted(request, s.OperationAnswer, data, operation)
 
-    @extend_schema(
-        request=s.ChangePlanRequest,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationAnswer, **REFUSALS},
+    @verb(
+        s.OperationAnswer,
         summary="Change plan: limits apply live; addresses are added or returned as the plan says.",
+        body=s.ChangePlanRequest,
+        url_path="change-plan",
     )
-    @action(detail=True, methods=["post"], url_path="change-plan")
-    @idempotent
     def change_plan(self, request, pk=None):
         server = self.get_object()
         form = s.ChangePlanRequest(data=request.data)
@@ -375,21 +351,18 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         operation = server_services.change_plan(server, form.validated_data["plan"], request.user)
         return accepted(request, s.OperationAnswer, {"operation": operation}, operation)
 
-    @extend_schema(
-        request=s.PasswordRequest,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.OperationAnswer, **REFUSALS},
+    @verb(
+        s.OperationAnswer,
         summary="Set root's password: the one given, or a random one shown once.",
+        body=s.PasswordRequest,
     )
-    @action(detail=True, methods=["post"])
-    @idempotent
     def password(self, request, pk=None):
         server = self.get_object()
         form = s.PasswordRequest(data=request.data)
         form.is_valid(raise_exception=True)
         chosen = form.validated_data.get("root_password")
         operation, password = server_services.reset_root_password(server, request.user, chosen)
-        data = {"operation": operation} | ({} if chosen else {"root_password": password})
+        data = with_password({"operation": operation}, chosen, password)
         return accepted(request, s.OperationAnswer, data, operation)
 
 
@@ -414,16 +387,14 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
         if self.action == "list":
             if (server := id_param(params, "server")) is not None:
                 operations = operations.filter(server_id=server)
-            if "status" in params:
-                if params["status"] not in OperationStatus.values:
-                    raise ValidationError({"status": f"Use one of: {', '.join(OperationStatus.values)}."})
-                operations = operations.filter(status=params["status"])
+            if wanted := choice_param(params, "status", OperationStatus.values):
+                operations = operations.filter(status=wanted)
         return operations.order_by("-created_at")
 
 
 def parse_period(text: str | None) -> datetime.date:
     if not text:
-        return timezone.localdate().replace(day=1)
+        return traffic.month_start()
     try:
         return datetime.datetime.strptime(text, "%Y-%m").date()
     except ValueError as exc:
