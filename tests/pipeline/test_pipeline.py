@@ -269,12 +269,12 @@ def test_over_its_traffic_a_server_is_throttled_on_its_host_until_the_month_ends
     # The month's traffic passes the allowance (as the host's counters would report it).
     with transaction.atomic():
         locked = services.locked(server)
-        record = UsageRecord.objects.create(
-            server=locked,
-            period_start=timezone.localdate().replace(day=1),
-            period_end=timezone.localdate(),
-            traffic_out_bytes=2 * 2**30,
+        # The agent's reports (every second here) may have opened the month's record already.
+        record, _ = UsageRecord.objects.get_or_create(
+            server=locked, period_start=traffic.month_start(), defaults={"period_end": timezone.localdate()}
         )
+        record.traffic_out_bytes += 2 * 2**30
+        record.save()
         assert traffic.enforce(locked, record) == "throttled"
     succeeded(Operation.objects.filter(server=server, kind=OperationKind.LIMITS).get())
     assert status_on_host(hosts, server)["limits"]["rate_mbit"] == 3
