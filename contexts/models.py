@@ -272,7 +272,7 @@ class VirtualServer(models.Model):
     def shown_state_label(self) -> str:
         if self.shown_state == "unknown":
             return f"Unknown (host {self.host} is not reporting)"
-        return self.get_state_display()
+        return ServerState(self.state).label  # get_state_display() rebuilds a dict of choices each call
 
 
 class Operation(models.Model):

@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from customers.forms import SearchForm
-from panel import audit
+from panel import audit, links
 
 from . import graphs, lifecycle, passwords, services, traffic
 from .choices import ACTIVE_OPERATION_STATUSES, OperationKind, ServerState
@@ -20,6 +20,8 @@ PAGE_SIZE = 50
 LIST_FIELDS = ("hostname", "state", "created_at", "customer__name", "plan__name", "host__name", "host__state")
 SIMPLE_ACTIONS = (OperationKind.START, OperationKind.STOP, OperationKind.RESTART)
 STAFF_ACTIONS = (OperationKind.SUSPEND, OperationKind.UNSUSPEND, OperationKind.DESTROY)
+OPERATION_COLUMNS = ("server", "kind", "status", "progress", "step", "error", "created_at", "requested_by__username")
+QUICK_LABELS = {kind: (kind, OperationKind(kind).label) for kind in SIMPLE_ACTIONS}
 
 
 def servers_for(request):
@@ -63,9 +65,15 @@ def server_list(request):
     page = first_page_without_count(servers.order_by("-created_at", "-pk"), request.GET.get("page"))
     servers = list(page.object_list)
     busy = any(server.busy for server in servers)
+    detail_url, action_url = links.per_object("server-detail"), links.per_object("server-action")
+    customer_url = links.per_object("customer-detail") if request.user.is_staff else None
     for server in servers:
+        server.url, server.action_url = detail_url(server.pk), action_url(server.pk)
+        server.customer_url = customer_url(server.customer_id) if customer_url else ""
         server.quick_actions = (
-            [] if server.busy else [k for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
+            []
+            if server.busy
+            else [QUICK_LABELS[k] for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
         )
     context = {
         "servers": servers,
@@ -101,7 +109,8 @@ def action_buttons(server, user, busy):
 
 def detail_context(request, server) -> dict:
     # One read of the operations: the notice, the buttons and the table then agree with each other.
-    operations = list(server.operations.select_related("requested_by")[:20])
+    # Without logs and specs, which can be long: the table shows none of them.
+    operations = list(server.operations.select_related("requested_by").only(*OPERATION_COLUMNS)[:20])
     busy = next((op for op in operations if op.status in ACTIVE_OPERATION_STATUSES), None)
     return {
         "server": server,

@@ -1,5 +1,7 @@
 """The server page's own actions as plain forms, its live part, and who may reach them."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -96,7 +98,13 @@ def test_my_servers_list_offers_quick_actions_and_polls_only_while_busy(client, 
     page = client.get(url).content.decode()
     assert 'value="stop"' in page and 'value="start"' not in page and "hx-trigger" not in page
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 286
-    post(client, "server-action", running.server, {"action": "stop"})
+    # The row's button submits the page's one quick-action form (its CSRF token) to its server's URL.
+    form = re.search(r'<form id="quick-actions" method="post"><input type="hidden" name="csrfmiddlewaretoken"', page)
+    button = re.search(
+        r'<button type="submit" form="quick-actions" formaction="([^"]+)" name="action" value="stop"', page
+    )
+    assert form and button and button[1] == reverse("server-action", args=[running.server.pk])
+    client.post(button[1], {"action": "stop"})
     busy = client.get(url, headers={"HX-Request": "true"})
     assert busy.status_code == 200 and 'hx-trigger="every 3s"' in busy.content.decode()
     assert "working…" in busy.content.decode() and 'value="stop"' not in busy.content.decode()
