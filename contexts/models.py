@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q, Sum, Value
+from django.db.models import Exists, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -201,6 +201,11 @@ class VirtualServerQuerySet(models.QuerySet):
             return self.none()
         return self.filter(customer_id=user.customer_id)
 
+    def with_busy(self):
+        """Each with `busy`: whether an operation is queued or running on it (others wait for it)."""
+        active = Operation.objects.filter(server=OuterRef("pk"), status__in=ACTIVE_OPERATION_STATUSES)
+        return self.annotate(busy=Exists(active))
+
     def with_addresses(self):
         """Their addresses fetched alongside, just the address itself (lists show nothing else)."""
         return self.prefetch_related(models.Prefetch("addresses", IPAddress.objects.only("address", "server_id")))
@@ -296,6 +301,9 @@ class Operation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # What lists of operations leave unread: a list shows none of it, and a log can be long.
+    LONG_FIELDS = ("log", "spec", "undo")
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -20,7 +20,6 @@ PAGE_SIZE = 50
 LIST_FIELDS = ("hostname", "state", "created_at", "customer__name", "plan__name", "host__name", "host__state")
 SIMPLE_ACTIONS = (OperationKind.START, OperationKind.STOP, OperationKind.RESTART)
 STAFF_ACTIONS = (OperationKind.SUSPEND, OperationKind.UNSUSPEND, OperationKind.DESTROY)
-OPERATION_COLUMNS = ("server", "kind", "status", "progress", "step", "error", "created_at", "requested_by__username")
 QUICK_LABELS = {kind: (kind, OperationKind(kind).label) for kind in SIMPLE_ACTIONS}
 
 
@@ -38,6 +37,23 @@ def first_page_without_count(queryset, number) -> Page:
     if len(rows) <= PAGE_SIZE:
         paginator.count = len(rows)  # a cached property: set, it is never queried
     return Page(rows[:PAGE_SIZE], 1, paginator)
+
+
+def table_rows(request, servers) -> list:
+    """The rows of a servers table (_server_table.html), from servers fetched `with_busy()`: each
+    with its links and the quick actions its state allows."""
+    servers = list(servers)
+    detail_url, action_url = links.per_object("server-detail"), links.per_object("server-action")
+    customer_url = links.per_object("customer-detail") if request.user.is_staff else None
+    for server in servers:
+        server.url, server.action_url = detail_url(server.pk), action_url(server.pk)
+        server.customer_url = customer_url(server.customer_id) if customer_url else ""
+        server.quick_actions = (
+            []
+            if server.busy
+            else [QUICK_LABELS[k] for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
+        )
+    return servers
 
 
 @login_required
@@ -59,22 +75,9 @@ def server_list(request):
         servers = servers.filter(
             Q(hostname__icontains=q) | Q(customer__name__icontains=q) | Q(addresses__address__startswith=q)
         ).distinct()
-    servers = servers.annotate(
-        busy=Exists(Operation.objects.filter(server=OuterRef("pk"), status__in=ACTIVE_OPERATION_STATUSES))
-    )
-    page = first_page_without_count(servers.order_by("-created_at", "-pk"), request.GET.get("page"))
-    servers = list(page.object_list)
+    page = first_page_without_count(servers.with_busy().order_by("-created_at", "-pk"), request.GET.get("page"))
+    servers = table_rows(request, page.object_list)
     busy = any(server.busy for server in servers)
-    detail_url, action_url = links.per_object("server-detail"), links.per_object("server-action")
-    customer_url = links.per_object("customer-detail") if request.user.is_staff else None
-    for server in servers:
-        server.url, server.action_url = detail_url(server.pk), action_url(server.pk)
-        server.customer_url = customer_url(server.customer_id) if customer_url else ""
-        server.quick_actions = (
-            []
-            if server.busy
-            else [QUICK_LABELS[k] for k in SIMPLE_ACTIONS if server.state in lifecycle.ACTIONS[k].allowed_from]
-        )
     context = {
         "servers": servers,
         "page": page,
@@ -82,6 +85,7 @@ def server_list(request):
         "states": ServerState.choices,
         "state": state,
         "busy": busy,
+        "page_query": links.query_without(request, "page"),
     }
     if request.htmx:
         # The table alone, polled while a listed server is busy; 286 stops the polling.
@@ -109,8 +113,7 @@ def action_buttons(server, user, busy):
 
 def detail_context(request, server) -> dict:
     # One read of the operations: the notice, the buttons and the table then agree with each other.
-    # Without logs and specs, which can be long: the table shows none of them.
-    operations = list(server.operations.select_related("requested_by").only(*OPERATION_COLUMNS)[:20])
+    operations = list(server.operations.select_related("requested_by").defer(*Operation.LONG_FIELDS)[:20])
     busy = next((op for op in operations if op.status in ACTIVE_OPERATION_STATUSES), None)
     return {
         "server": server,

@@ -111,7 +111,7 @@ class UsageRecord(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-period_start", "server_id"]  # the id alone: "server" would join servers to sort
+        ordering = ["-period_start", "-server_id"]  # newest servers first; "server" would join servers to sort
         constraints = [
             models.UniqueConstraint(fields=["server", "period_start"], name="one_usage_record_per_period"),
             models.CheckConstraint(

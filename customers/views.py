@@ -1,16 +1,20 @@
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from contexts.exceptions import ServiceError
-from panel import audit
+from contexts.views import table_rows
+from panel import audit, links
 from panel.permissions import staff_required
 
 from . import services
 from .forms import ProvisionForm, SearchForm
 from .models import Customer
+
+CUSTOMERS_PAGE_SIZE = 50
 
 
 @staff_required
@@ -37,13 +41,18 @@ def customer_list(request):
         customers = customers.filter(
             Q(name__icontains=q) | Q(email__icontains=q) | Q(servers__hostname__icontains=q)
         ).distinct()
-    return render(request, "customers/customer_list.html", {"customers": customers, "search": search})
+    page = Paginator(customers.order_by("name", "pk"), CUSTOMERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    customer_url = links.per_object("customer-detail")
+    for customer in page.object_list:
+        customer.url = customer_url(customer.pk)
+    context = {"customers": page.object_list, "page": page, "page_query": links.query_without(request, "page")}
+    return render(request, "customers/customer_list.html", context | {"search": search})
 
 
 @staff_required
 def customer_detail(request, pk):
     customer = get_object_or_404(Customer, pk=pk)
-    servers = customer.servers.select_related("plan", "host").prefetch_related("addresses")
+    servers = table_rows(request, customer.servers.select_related("plan", "host").with_addresses().with_busy())
     events = audit.events_for(customer)
     return render(
         request, "customers/customer_detail.html", {"customer": customer, "servers": servers, "events": events}

@@ -14,5 +14,7 @@ def home(request):
 @staff_required
 def dashboard(request):
     hosts = Host.objects.with_usage().order_by("name")
-    operations = Operation.objects.select_related("server", "server__customer", "requested_by")[:20]
+    operations = Operation.objects.select_related("server", "server__customer", "requested_by").defer(
+        *Operation.LONG_FIELDS
+    )[:20]
     return render(request, "panel/dashboard.html", {"hosts": hosts, "operations": operations})

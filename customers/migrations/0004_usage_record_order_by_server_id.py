@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name='usagerecord',
-            options={'ordering': ['-period_start', 'server_id']},
+            options={'ordering': ['-period_start', '-server_id']},
         ),
     ]

@@ -122,6 +122,25 @@ def test_customer_and_server_search(staff_client, world, account):
     assert "No servers." in page
 
 
+def test_customer_page_lists_the_servers_with_their_links_and_quick_actions(staff_client, running):
+    page = staff_client.get(reverse("customer-detail", args=[running.customer.pk])).content.decode()
+    server = running.server
+    assert f'<a href="{server.get_absolute_url()}">{server.hostname}</a>' in page
+    assert f'formaction="{reverse("server-action", args=[server.pk])}" name="action" value="stop"' in page
+    assert "hx-trigger" not in page  # the table polls only on the servers list, which serves it alone
+
+
+def test_customers_list_pages_on_keeping_the_search(staff_client, world, account, monkeypatch):
+    monkeypatch.setattr("customers.views.CUSTOMERS_PAGE_SIZE", 1)
+    world.provision("Bob Corp", "bob@example.com", "mail.bob.example")
+    first = staff_client.get(reverse("customer-list"), {"q": "example.com"}).content.decode()
+    assert "Alice Ltd" in first and "Bob Corp" not in first
+    assert "Page 1 of 2 (2 customers)" in first and 'href="?q=example.com&amp;page=2" rel="next"' in first
+    assert f'href="{reverse("customer-detail", args=[account.customer.pk])}"' in first
+    second = staff_client.get(reverse("customer-list"), {"q": "example.com", "page": 2}).content.decode()
+    assert "Bob Corp" in second and "Alice Ltd" not in second and 'rel="prev"' in second
+
+
 def test_customer_billing_buttons_use_the_services(staff_client, world, account):
     url = reverse("customer-billing", args=[account.customer.pk])
     response = staff_client.post(url, {"action": "suspend"}, follow=True)
