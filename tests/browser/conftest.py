@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import require
 
@@ -25,6 +26,9 @@ def browser(monkeypatch):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield browser
         browser.close()
+        # Database connections opened while that loop ran are kept apart from the thread's own
+        # (asgiref's Local); close them inside it, or the test database's teardown finds one open.
+        connections.close_all()
 
 
 @pytest.fixture
