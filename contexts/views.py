@@ -85,7 +85,6 @@ def server_list(request):
         "states": ServerState.choices,
         "state": state,
         "busy": busy,
-        "page_query": links.query_without(request, "page"),
     }
     if request.htmx:
         # The table alone, polled while a listed server is busy; 286 stops the polling.

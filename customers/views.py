@@ -45,8 +45,8 @@ def customer_list(request):
     customer_url = links.per_object("customer-detail")
     for customer in page.object_list:
         customer.url = customer_url(customer.pk)
-    context = {"customers": page.object_list, "page": page, "page_query": links.query_without(request, "page")}
-    return render(request, "customers/customer_list.html", context | {"search": search})
+    context = {"customers": page.object_list, "page": page, "search": search}
+    return render(request, "customers/customer_list.html", context)
 
 
 @staff_required

@@ -19,10 +19,3 @@ def per_object(viewname: str) -> Callable[[int], str]:
         raise ValueError(f"{viewname} does not take one integer key: {url}")
     head, _, tail = url.partition(_MARKER)
     return lambda pk: f"{head}{int(pk)}{tail}"
-
-
-def query_without(request, name: str) -> str:
-    """The request's query string without parameter `name`, for links that set it anew."""
-    query = request.GET.copy()
-    query.pop(name, None)
-    return query.urlencode()
