@@ -24,6 +24,13 @@ class MonthTraffic:
     out_bytes: int
     allowance_gib: int
 
+    @classmethod
+    def of(cls, record, allowance_gib: int) -> "MonthTraffic":
+        """The traffic of a month's usage `record` (None: nothing yet) against `allowance_gib`."""
+        if record is None:
+            return cls(0, 0, allowance_gib)
+        return cls(record.traffic_in_bytes, record.traffic_out_bytes, allowance_gib)
+
     @property
     def used_gib(self) -> float:
         return (self.in_bytes + self.out_bytes) / GiB
@@ -56,15 +63,7 @@ def next_month(day: datetime.date) -> datetime.date:
 
 def this_month(server, today=None) -> MonthTraffic:
     record = UsageRecord.objects.filter(server=server, period_start=month_start(today)).first()
-    return MonthTraffic(
-        in_bytes=record.traffic_in_bytes if record else 0,
-        out_bytes=record.traffic_out_bytes if record else 0,
-        allowance_gib=server.plan.traffic_gib,
-    )
-
-
-def used_bytes(record) -> int:
-    return record.traffic_in_bytes + record.traffic_out_bytes
+    return MonthTraffic.of(record, server.plan.traffic_gib)
 
 
 def _undo(server) -> dict:
@@ -96,7 +95,8 @@ def enforce(server, record) -> str | None:
     plan = server.plan
     if server.traffic_state or plan.traffic_policy == TrafficPolicy.BILL:
         return None
-    if used_bytes(record) <= plan.traffic_gib * GiB:
+    month = MonthTraffic.of(record, plan.traffic_gib)
+    if not month.exceeded:
         return None
     if plan.traffic_policy == TrafficPolicy.THROTTLE:
         target, kind = TrafficState.THROTTLED, OperationKind.LIMITS
@@ -104,7 +104,7 @@ def enforce(server, record) -> str | None:
         target, kind = TrafficState.SUSPENDED, OperationKind.SUSPEND
     if not _switch(server, target, record.period_start, kind):
         return None
-    details = {"used_gib": round(used_bytes(record) / GiB, 3), "allowance_gib": plan.traffic_gib, "policy": target}
+    details = {"used_gib": round(month.used_gib, 3), "allowance_gib": plan.traffic_gib, "policy": target}
     audit.record(None, "server.traffic_exceeded", server, details=details)
     webhooks.emit("traffic.exceeded", {"server": server.pk, "customer": server.customer_id, **details})
     return target
