@@ -11,6 +11,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import BigIntegerField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from customers.models import UsageRecord
@@ -141,15 +143,23 @@ def record_usage(server: VirtualServer, context: dict) -> None:
 
 
 def _add_sample(server, span: int, now, delta: dict, gauges: dict) -> None:
+    """Add to the sample of the `span` `now` falls in: one UPDATE, and an INSERT when it is the span's
+    first report (the caller's lock on the server keeps two reports from both inserting)."""
     start = graphs.bucket_start(now, span)
-    sample, _ = UsageSample.objects.get_or_create(server=server, span=span, start=start)
-    sample.cpu_seconds += delta["cpu_seconds"]
-    sample.net_in_bytes += int(delta["net_in_bytes"])
-    sample.net_out_bytes += int(delta["net_out_bytes"])
-    sample.memory_bytes = max(sample.memory_bytes, gauges["memory_bytes"])
-    if gauges["disk_bytes"] is not None:
-        sample.disk_bytes = int(gauges["disk_bytes"])
-    sample.save()
+    added = {
+        "cpu_seconds": delta["cpu_seconds"],
+        "net_in_bytes": int(delta["net_in_bytes"]),
+        "net_out_bytes": int(delta["net_out_bytes"]),
+    }
+    latest = {"disk_bytes": int(gauges["disk_bytes"])} if gauges["disk_bytes"] is not None else {}
+    memory = gauges["memory_bytes"]
+    changed = UsageSample.objects.filter(server=server, span=span, start=start).update(
+        **{field: F(field) + value for field, value in added.items()},
+        memory_bytes=Greatest("memory_bytes", Value(memory, output_field=BigIntegerField())),
+        **latest,
+    )
+    if not changed:
+        UsageSample.objects.create(server=server, span=span, start=start, memory_bytes=memory, **added, **latest)
 
 
 def prune_usage_samples() -> int:
