@@ -19,7 +19,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
-from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import audit, sessions
@@ -59,9 +58,9 @@ def has_confirmed_device(user) -> bool:
     return found
 
 
-@receiver([post_save, post_delete])
+@receiver([post_save, post_delete], sender=TOTPDevice)  # the one kind of device installed
 def _forget_devices(sender, instance, **kwargs):
-    if isinstance(instance, Device) and instance.user_id:
+    if instance.user_id:
         # Not guarded: an entry that could not be cleared must not outlive the change unnoticed.
         cache.delete(_device_key(instance.user))
 

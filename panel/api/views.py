@@ -389,7 +389,7 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
                 operations = operations.filter(server_id=server)
             if wanted := choice_param(params, "status", OperationStatus.values):
                 operations = operations.filter(status=wanted)
-        return operations.order_by("-created_at")
+        return operations.defer(*Operation.LONG_FIELDS).order_by("-created_at")
 
 
 def parse_period(text: str | None) -> datetime.date:
