@@ -46,17 +46,25 @@ def accepted(request, answer_serializer, data: dict, operation: Operation) -> Re
     )
 
 
-def verb(answer, summary: str | None = None, body=None, url_path: str | None = None):
-    """A POST on one object: an Idempotency-Key, 202 with `answer`, and the refusals, documented alike."""
+def accepting(answer, summary: str | None = None, body=None, route=None):
+    """A POST answered 202 with `answer`, replayed under the same Idempotency-Key, its key and refusals
+    documented alike; `route` (an action()) goes between the two, as extend_schema must be outermost."""
 
     def decorate(method):
-        method = action(detail=True, methods=["post"], url_path=url_path)(idempotent(method))
+        method = idempotent(method)
+        if route is not None:
+            method = route(method)
         schema = extend_schema(
             request=body, parameters=[IDEMPOTENCY], responses={202: answer, **REFUSALS}, summary=summary
         )
         return schema(method)
 
     return decorate
+
+
+def verb(answer, summary: str | None = None, body=None, url_path: str | None = None):
+    """A POST on one object (/<id>/<name>/), as `accepting` says."""
+    return accepting(answer, summary, body, action(detail=True, methods=["post"], url_path=url_path))
 
 
 def with_password(data: dict, chosen: str | None, password: str) -> dict:
@@ -192,13 +200,7 @@ class AccountViewSet(viewsets.GenericViewSet):
     permission_classes = [TokenScope, StaffOnly]
     action_scopes = {"create": ApiTokenScope.PROVISIONING}
 
-    @extend_schema(
-        request=s.AccountRequest,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.AccountAnswer, **REFUSALS},
-        summary="Create an account: customer, login and first server",
-    )
-    @idempotent
+    @accepting(s.AccountAnswer, "Create an account: customer, login and first server", s.AccountRequest)
     def create(self, request):
         form = s.AccountRequest(data=request.data)
         form.is_valid(raise_exception=True)
@@ -270,13 +272,7 @@ class ServerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 servers = servers.filter(hostname=hostname.lower())
         return servers
 
-    @extend_schema(
-        request=s.ServerRequest,
-        parameters=[IDEMPOTENCY],
-        responses={202: s.ServerAnswer, **REFUSALS},
-        summary="Create a server for an existing customer",
-    )
-    @idempotent
+    @accepting(s.ServerAnswer, "Create a server for an existing customer", s.ServerRequest)
     def create(self, request):
         form = s.ServerRequest(data=request.data)
         form.is_valid(raise_exception=True)
