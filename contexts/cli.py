@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--context-id", type=int, help="default: the lowest free id in 2..49151")
     p.add_argument("--disk", help="limit of the guest's private files, e.g. 10G (default: no limit)")
     p.add_argument("--inodes", type=int, help="number of files the guest may have (with --disk)")
+    p.add_argument(
+        "--host-port",
+        action="append",
+        default=[],
+        metavar="PROTO/PORT",
+        help="a port of this host the guest may reach, e.g. tcp/53 (repeatable; default: none, the safe choice)",
+    )
     _add_limit_options(p)
 
     p = sub.add_parser("limits", help="change a context's limits while it runs")
@@ -122,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("address", metavar="CIDR")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("host-ports", help="set the ports of this host the guest may reach, live")
+    p.add_argument("name")
+    p.add_argument("ports", nargs="*", metavar="PROTO/PORT", help="the whole new list, e.g. tcp/53 udp/53")
+    p.add_argument("--none", action="store_true", help="no host port at all (the default)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("usage", help="CPU seconds, memory, processes, IO, OOM kills, network bytes")
@@ -184,6 +197,7 @@ def _print_status(status: dict) -> None:
         ("template", status["template"]),
         ("init", shlex.join(status["init"])),
         ("addresses", ", ".join(status["addresses"]) or "-"),
+        ("host ports", ", ".join(status.get("host_ports") or []) or "-"),
         ("limits", ", ".join(f"{k}={v}" for k, v in (status.get("limits") or {}).items()) or "-"),
     ]
     if status.get("last_exit"):
@@ -267,6 +281,7 @@ def run(args) -> int:
             disk,
             args.inodes,
             _limits_from(args),
+            host_ports=args.host_port,
         )
         print(
             f"Context {config['name']} built (context id {config['context_id']}); start it with: start {config['name']}"
@@ -316,6 +331,11 @@ def run(args) -> int:
         return 0
     if args.command == "address":
         _emit(engine.change_address(args.name, args.address, args.action == "add"), args.json, _print_status)
+        return 0
+    if args.command == "host-ports":
+        if bool(args.ports) == args.none:  # an empty list must be asked for, never implied by a typo
+            raise InvalidSpec("Give the whole new list, e.g. host-ports NAME tcp/53 udp/53, or --none for none.")
+        _emit(engine.set_host_ports(args.name, args.ports), args.json, _print_status)
         return 0
     if args.command == "usage":
         _emit(engine.usage(args.name), args.json, _print_usage)

@@ -35,6 +35,7 @@ def context_spec(server, addresses=None) -> ContextSpec:
         template=server.template.name,
         limits=limits_for(server),
         addresses=tuple(address_for(ip) for ip in addresses),
+        host_ports=tuple(server.plan.host_port_list),
     )
 
 

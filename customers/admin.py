@@ -20,6 +20,7 @@ RESOURCE_FIELDS = (
     "traffic_gib",
     "rate_mbit",
     "throttled_rate_mbit",
+    "host_ports",
 )
 
 
@@ -34,7 +35,7 @@ class PlanAdmin(admin.ModelAdmin):
         ("Price", {"fields": ("price_monthly", "currency")}),
         ("CPU and memory", {"fields": ("cpu_cores", "cpu_weight", "memory_mib", "swap_mib", "process_limit")}),
         ("Disk", {"fields": ("disk_gib", "inode_limit")}),
-        ("Network", {"fields": ("ipv4_count", "ipv6_count", "rate_mbit")}),
+        ("Network", {"fields": ("ipv4_count", "ipv6_count", "rate_mbit", "host_ports")}),
         ("Monthly traffic", {"fields": ("traffic_gib", "traffic_policy", "throttled_rate_mbit")}),
     )
 

@@ -1,8 +1,13 @@
+import re
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+
+from contexts.engine.errors import InvalidSpec
+from contexts.engine.spec import check_host_ports
 
 from .choices import BillingState, TrafficPolicy
 
@@ -40,6 +45,19 @@ class User(AbstractUser):
 
 
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR or USD.")
+
+
+def parse_host_ports(text: str) -> list[str]:
+    """The engine's list from text such as "tcp/53, udp/53" (commas or spaces), by the engine's own
+    check, so the panel never accepts what a host would refuse."""
+    return check_host_ports([entry for entry in re.split(r"[\s,]+", text or "") if entry])
+
+
+def validate_host_ports(text: str) -> None:
+    try:
+        parse_host_ports(text)
+    except InvalidSpec as exc:
+        raise ValidationError(str(exc), code="invalid") from exc
 
 
 class Plan(models.Model):
@@ -82,12 +100,32 @@ class Plan(models.Model):
     price_monthly = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
     currency = models.CharField(max_length=3, default="EUR", validators=[currency_code])
     is_active = models.BooleanField("active", default=True, help_text="Inactive plans cannot be sold.")
+    host_ports = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_host_ports],
+        help_text="Ports of the host itself that this plan's servers may reach, such as a DNS resolver or a "
+        "caching proxy running on the host: tcp/PORT or udp/PORT, separated by spaces or commas (e.g. "
+        '"udp/53 tcp/53"). Empty, the safe default: servers reach the internet through the host, never a '
+        "service on the host.",
+    )
 
     class Meta:
         ordering = ["price_monthly", "name"]
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        try:  # one spelling, so the admin shows what the hosts enforce; a bad entry is the field's error
+            self.host_ports = ", ".join(parse_host_ports(self.host_ports))
+        except InvalidSpec:
+            pass
+
+    @property
+    def host_port_list(self) -> list[str]:
+        return parse_host_ports(self.host_ports)
 
     @property
     def price_display(self):

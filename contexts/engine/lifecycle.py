@@ -43,7 +43,7 @@ from .errors import (
     InvalidState,
     StartFailed,
 )
-from .spec import CONTEXT_ID_RANGE, check_hostname, check_name
+from .spec import CONTEXT_ID_RANGE, check_host_ports, check_hostname, check_name
 from .state import StateDir, read_json, write_json
 
 DEFAULT_CGROUP_PARENT = "contexts"
@@ -123,6 +123,7 @@ class Lifecycle:
         inodes: int | None = None,
         limits: dict | None = None,
         origin: str | None = None,
+        host_ports=(),
     ) -> dict:
         """Create a context: a hard-link clone of the template as its read-only lower layer, an empty
         private layer (in an image of `disk` bytes when given), and its configuration."""
@@ -136,6 +137,7 @@ class Lifecycle:
         limits = resources.validate(limits or {})
         record = self.state.template_record(template)  # raises TemplateNotFound with the list
         addresses = network.parse_addresses(addresses)
+        host_ports = check_host_ports(host_ports)
         if init is not None and (not init or not init[0].startswith("/")):
             raise InvalidSpec("--init needs an absolute path to the program, e.g. --init '/bin/sleep 1000'.")
         self.state.ensure()
@@ -169,6 +171,7 @@ class Lifecycle:
                 "init": init or ["/sbin/init"],
                 "init_style": record["init_style"] if init is None else "signal",
                 "addresses": addresses,
+                "host_ports": host_ports,  # ports of the host itself it may reach: none by default
                 "cgroup_parent": self.cgroup_parent,
                 "host_netns": self.host_netns,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -238,7 +241,11 @@ class Lifecycle:
         netns_path = None
         if self._wants_network(config):
             netns_path = self._network(config).setup(
-                name, config["context_id"], config["addresses"], (config.get("limits") or {}).get("rate_mbit")
+                name,
+                config["context_id"],
+                config["addresses"],
+                (config.get("limits") or {}).get("rate_mbit"),
+                config.get("host_ports") or [],  # configs from before host ports have none
             )
         run_id = uuid.uuid4().hex
         # Everything the guest's first process needs, so it can start without reading JSON or state.
@@ -414,6 +421,7 @@ class Lifecycle:
             "template": config["template"],
             "init": config["init"],
             "addresses": config["addresses"],
+            "host_ports": config.get("host_ports") or [],
             "limits": limits_of(config),
             "last_exit": run.get("last_exit"),
         }
@@ -677,7 +685,23 @@ class Lifecycle:
             if running and not had_network:
                 raise InvalidState(f"{name} was started without a network: restart it to give it addresses.")
             if running:
-                self._network(config).change_address(name, config["context_id"], address, add, addresses)
+                self._network(config).change_address(
+                    name, config["context_id"], address, add, addresses, config.get("host_ports") or []
+                )
             config["addresses"] = addresses
+            write_json(self.state.context_dir(name) / "config.json", config)
+        return self.status(name)
+
+    def set_host_ports(self, name: str, ports) -> dict:
+        """Set the ports of the host itself ("tcp/53", ...) the guest may reach; a running guest's
+        filter is rewritten at once. Always rewritten, so a redelivered operation also repairs drift."""
+        ports = check_host_ports(ports)
+        self.state.config(name)  # a clear error before waiting for the lock
+        with self.state.locked(name):
+            config = self.state.config(name)
+            # Without a network the guest has an empty namespace of its own: nothing to rewrite.
+            if self._running(name) and os.path.exists(os.path.join(network.NETNS_DIR, network.netns_name(name))):
+                self._network(config).set_filter(config["context_id"], config["addresses"], ports)
+            config["host_ports"] = ports
             write_json(self.state.context_dir(name) / "config.json", config)
         return self.status(name)

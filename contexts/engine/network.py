@@ -15,6 +15,7 @@ import subprocess
 
 from . import libc
 from .errors import EngineError, InvalidSpec
+from .spec import check_host_ports
 
 GATEWAY4 = "169.254.0.1"
 GATEWAY6 = "fe80::1"
@@ -47,12 +48,15 @@ def parse_addresses(cidrs) -> list[str]:
     return out
 
 
-def nft_ruleset(table: str, ifname: str, addresses: list[str]) -> str:
-    """Replace the guest's table: anything from its veth with a source it was not given is dropped.
+def nft_ruleset(table: str, ifname: str, addresses: list[str], host_ports=()) -> str:
+    """Replace the guest's table in one transaction. Two chains, both for its veth only:
+    - prerouting: anything with a source the guest was not given is dropped;
+    - input (packets for the host itself, not forwarded ones): dropped, except neighbour discovery,
+      echo requests to the gateway, replies to what the host opened, and the plan's `host_ports`.
     (Adding then deleting first makes the delete safe when the table does not exist yet.)"""
     v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
     v6 = [a for a in addresses if ipaddress.ip_address(a).version == 6]
-    rules = [
+    spoofing = [
         f'iifname "{ifname}" ip saddr != {{ {", ".join(v4)} }} drop'
         if v4
         else f'iifname "{ifname}" meta nfproto ipv4 drop',
@@ -61,11 +65,36 @@ def nft_ruleset(table: str, ifname: str, addresses: list[str]) -> str:
         if v6
         else f'iifname "{ifname}" ip6 saddr != fe80::/10 drop',
     ]
-    body = "\n".join(f"    {r}" for r in rules)
+    ports = {"tcp": [], "udp": []}
+    for entry in check_host_ports(list(host_ports)):  # checked again: this text goes to nft
+        protocol, port = entry.split("/")
+        ports[protocol].append(port)
+    to_host = [
+        # Replies to connections the host opened (and their ICMP errors). Only the reply direction: a
+        # guest's own first packet is NEW and dropped below, so it never makes an entry of its own, and
+        # its connections to a host port that is taken away stop at once (they match no rule any more).
+        f'iifname "{ifname}" ct direction reply ct state established,related accept',
+        # IPv6 needs these to find the gateway and to answer for the guest's addresses (ARP is not inet).
+        f'iifname "{ifname}" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept',
+        f'iifname "{ifname}" ip daddr {GATEWAY4} icmp type echo-request accept',
+        f'iifname "{ifname}" ip6 daddr {GATEWAY6} icmpv6 type echo-request accept',
+        *(
+            f'iifname "{ifname}" {protocol} dport {{ {", ".join(numbers)} }} accept'
+            for protocol, numbers in ports.items()
+            if numbers
+        ),
+        # The host's own services (its uplink address, the gateway, a broker on 0.0.0.0) are not the guest's.
+        f'iifname "{ifname}" drop',
+    ]
+
+    def chain(name: str, hook: str, priority: int, rules: list[str]) -> str:
+        body = "".join(f"    {r}\n" for r in rules)
+        return f"  chain {name} {{\n    type filter hook {hook} priority {priority}; policy accept;\n{body}  }}\n"
+
     return (
         f"add table inet {table}\ndelete table inet {table}\n"
-        f"table inet {table} {{\n  chain prerouting {{\n    type filter hook prerouting priority -300; policy accept;\n"
-        f"{body}\n  }}\n}}\n"
+        f"table inet {table} {{\n{chain('prerouting', 'prerouting', -300, spoofing)}"
+        f"{chain('input', 'input', 0, to_host)}}}\n"
     )
 
 
@@ -114,8 +143,9 @@ class Network:
 
     # lifecycle
 
-    def setup(self, name: str, context_id: int, addresses: list[str], rate_mbit: int | None) -> str:
-        """Create the namespace, veth, addresses, routes, filters and shaping; return the namespace path."""
+    def setup(self, name: str, context_id: int, addresses: list[str], rate_mbit: int | None, host_ports=()) -> str:
+        """Create the namespace, veth, addresses, routes, filters and shaping; return the namespace path.
+        `host_ports` ("tcp/53", ...) are the only ports of the host itself the guest may reach."""
         from pyroute2 import netns
 
         self.teardown(name, context_id, addresses)  # leftovers of a crashed run
@@ -156,7 +186,7 @@ class Network:
                     guest.tc("add", "tbf", index, rate=f"{rate_mbit}mbit", burst=_burst(rate_mbit), latency="50ms")
             for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
                 self._host_sysctl(key, "1")
-            self._host_run(["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", ifname, addresses))
+            self._host_run(["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", ifname, addresses, host_ports))
         except BaseException:
             self.teardown(name, context_id, addresses)
             raise
@@ -183,8 +213,11 @@ class Network:
                 elif any(q.get("kind") == "tbf" for q in ipr.get_qdiscs(index=index)):
                     ipr.tc("del", index=index, parent=0xFFFFFFFF, handle=0)  # back to the default qdisc
 
-    def change_address(self, name: str, context_id: int, address: str, add: bool, addresses: list[str]) -> None:
-        """Add or remove one address live; `addresses` is the full list afterwards, for the filter."""
+    def change_address(
+        self, name: str, context_id: int, address: str, add: bool, addresses: list[str], host_ports=()
+    ) -> None:
+        """Add or remove one address live; `addresses` is the full list afterwards and `host_ports` the
+        guest's current ones, for the filter."""
         ip = ipaddress.ip_address(address)
         family = 2 if ip.version == 4 else 10
         with self._ipr(netns_name(name)) as guest:
@@ -206,7 +239,13 @@ class Network:
                 host.route("del", dst=f"{address}/{ip.max_prefixlen}", oif=index, family=family)
                 if ip.version == 6 and self._uplink(host):
                     self._host_run(["ip", "-6", "neigh", "del", "proxy", address, "dev", self._uplink(host)])
-        self._host_run(["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", host_ifname(context_id), addresses))
+        self.set_filter(context_id, addresses, host_ports)
+
+    def set_filter(self, context_id: int, addresses: list[str], host_ports=()) -> None:
+        """Rewrite a running guest's nftables table (one transaction: no moment without a filter)."""
+        self._host_run(
+            ["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", host_ifname(context_id), addresses, host_ports)
+        )
 
     def counters(self, context_id: int) -> dict:
         """Bytes the guest sent and received, as its host-side veth saw them (0 when it has none)."""

@@ -57,6 +57,7 @@ def _build(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
         inodes=context.limits.inodes,
         limits=engine_limits(context),
         origin=spec.operation,
+        host_ports=list(context.host_ports),
     )
 
 
@@ -166,13 +167,17 @@ def change_plan(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> N
         engine.change_address(name, address, add=False)
     for address in [a for a in wanted if a not in engine.state.config(name)["addresses"]]:
         engine.change_address(name, address, add=True)
+    progress(90, "Updating the host ports it may reach")
+    engine.set_host_ports(name, list(context.host_ports))
 
 
 def apply_limits(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:
-    """The spec's CPU, memory, process and network limits, live (a traffic throttle, or its end)."""
+    """The spec's CPU, memory, process and network limits, live (a traffic throttle, or its end), and
+    its plan's host ports (the spec always carries them: reapplying repairs drift)."""
     _require(engine, spec.context.name)
     progress(50, "Applying limits")
     engine.set_limits(spec.context.name, engine_limits(spec.context))
+    engine.set_host_ports(spec.context.name, list(spec.context.host_ports))
 
 
 def change_hostname(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> None:

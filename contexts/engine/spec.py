@@ -16,6 +16,8 @@ PARAMS = frozenset({"password_hash", "ssh_keys", "resume"})
 CONTEXT_ID_RANGE = (2, 49151)  # Linux-VServer's static context ids
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+HOST_PORT_PATTERN = re.compile(r"(tcp|udp)/([1-9][0-9]{0,4})")  # no leading zero: one spelling per port
+MAX_HOST_PORTS = 64
 
 
 def check_name(name: str, what: str = "context name") -> str:
@@ -35,6 +37,24 @@ def check_hostname(hostname: str) -> str:
     ):
         raise InvalidSpec(f"Invalid hostname {hostname!r}.")
     return hostname
+
+
+def check_host_ports(ports) -> list[str]:
+    """Ports on the host itself that a guest may reach (a resolver, a caching proxy), as "tcp/53" or
+    "udp/53"; none is the safe default. Returns them lower-cased, each once, in a stable order."""
+    if isinstance(ports, str | bytes) or not isinstance(ports, list | tuple):
+        raise InvalidSpec(f"Host ports must be a list such as ['tcp/53', 'udp/53'], not {ports!r}.")
+    found = set()
+    for entry in ports:
+        match = HOST_PORT_PATTERN.fullmatch(entry.strip().lower()) if isinstance(entry, str) else None
+        if not match or int(match[2]) > 65535:
+            raise InvalidSpec(
+                f"Invalid host port {entry!r}: use tcp/PORT or udp/PORT with PORT in 1-65535, e.g. tcp/53."
+            )
+        found.add((match[1], int(match[2])))
+    if len(found) > MAX_HOST_PORTS:
+        raise InvalidSpec(f"At most {MAX_HOST_PORTS} host ports, not {len(found)}.")
+    return [f"{protocol}/{port}" for protocol, port in sorted(found)]
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,8 @@ class ContextSpec:
     template: str
     limits: Limits
     addresses: tuple[Address, ...] = ()
+    # Ports of the host itself the guest may reach; older panels send none, which is also the safe default.
+    host_ports: tuple[str, ...] = ()
 
     def __post_init__(self):
         check_name(self.name)
@@ -94,9 +116,10 @@ class ContextSpec:
         low, high = CONTEXT_ID_RANGE
         if not isinstance(self.context_id, int) or not low <= self.context_id <= high:
             raise InvalidSpec(f"Context id must be between {low} and {high}, not {self.context_id!r}.")
+        object.__setattr__(self, "host_ports", tuple(check_host_ports(self.host_ports)))  # frozen: normalised once
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"addresses": [asdict(a) for a in self.addresses]}
+        return asdict(self) | {"addresses": [asdict(a) for a in self.addresses], "host_ports": list(self.host_ports)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContextSpec":
@@ -108,6 +131,7 @@ class ContextSpec:
                 template=data["template"],
                 limits=Limits(**data["limits"]),
                 addresses=tuple(Address(**a) for a in data.get("addresses", ())),
+                host_ports=data.get("host_ports", ()),
             )
         except (KeyError, TypeError) as exc:
             raise InvalidSpec(f"Malformed context spec: {exc}") from exc

@@ -10,6 +10,13 @@ from customers.models import Customer, Plan, UsageRecord
 
 
 class PlanSerializer(serializers.ModelSerializer):
+    host_ports = serializers.ListField(
+        source="host_port_list",
+        child=serializers.CharField(),
+        read_only=True,
+        help_text='Ports of the host itself its servers may reach, e.g. "udp/53"; none by default.',
+    )
+
     class Meta:
         model = Plan
         fields = [
@@ -28,6 +35,7 @@ class PlanSerializer(serializers.ModelSerializer):
             "rate_mbit",
             "traffic_policy",
             "throttled_rate_mbit",
+            "host_ports",
             "price_monthly",
             "currency",
             "is_active",
