@@ -53,6 +53,10 @@ CAP_NUMBERS = {
 # DAC_READ_SEARCH is left out too, though Linux-VServer kept it: without user namespaces it allows
 # open_by_handle_at on any host file system the guest holds a descriptor of (the "Shocker" escape),
 # and DAC_OVERRIDE already gives guest root every permission check it needs.
+# SYS_PTRACE is left out as well, though Linux-VServer kept it: it is what lets a tracer attach to a
+# non-dumpable process, and the host's helpers that enter a guest are non-dumpable for exactly that
+# reason. Without it a guest's root still debugs its own processes (strace, gdb): tracing a process
+# of the same user with no more capabilities than the tracer needs no capability.
 GUEST_CAPABILITIES = frozenset(
     {
         "CHOWN",
@@ -64,7 +68,6 @@ GUEST_CAPABILITIES = frozenset(
         "SETUID",
         "NET_BIND_SERVICE",
         "SYS_CHROOT",
-        "SYS_PTRACE",
         "SYS_TTY_CONFIG",
         "LEASE",
         "SETFCAP",
@@ -98,10 +101,9 @@ def drop_for_guest() -> None:
     libc.set_capabilities(None)  # root gains inheritable ∪ bounding at exec: keep it empty
 
 
-def become_unprivileged_now() -> None:
-    """Drop to the guest's capabilities at once, not only at the next exec: for a process about to
-    fork into a guest's PID namespace, where the guest's root could otherwise ptrace it."""
-    drop_for_guest()
+def become_guest_now() -> None:
+    """Hold only the guest's capabilities from now on, not only from the next exec: for a process
+    about to fork into a guest's PID namespace (after `drop_for_guest`)."""
     libc.set_capabilities(sum(1 << CAP_NUMBERS[name] for name in GUEST_CAPABILITIES))
 
 

@@ -56,6 +56,42 @@ def v2_mount(mounts: list[Mount]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Hierarchy:
+    device: str  # major:minor of the hierarchy's super block: the same hierarchy mounted twice shares it
+    target: str
+    fstype: str
+
+
+def parse_mountinfo(text: str) -> list[Hierarchy]:
+    """Every cgroup (v1) and cgroup2 mount of a whole hierarchy (root "/") from /proc/self/mountinfo.
+    A mount of a subtree (as container runtimes make) is left out: a group made there would not be
+    at the path we expect."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        fstype = line.split(" - ", 1)[1].split()[0]
+        if fstype in ("cgroup", "cgroup2") and fields[3] == "/":
+            found.append(Hierarchy(fields[2], fields[4].replace("\\040", " "), fstype))
+    return found
+
+
+def placement_roots(hierarchies: list[Hierarchy], primary: list[str]) -> list[str]:
+    """Mount points of the hierarchies besides the `primary` ones (which hold the limits), once each:
+    named v1 hierarchies such as name=systemd, v1 controllers we do not use, the cgroup2 mount of a
+    hybrid host. A guest is placed in every one of them too: left in a host group of any hierarchy,
+    it could reach the host's processes through it."""
+    taken = {h.device for h in hierarchies if h.target in primary}
+    roots = []
+    for h in hierarchies:
+        if h.device not in taken and h.target not in primary:
+            taken.add(h.device)
+            roots.append(h.target)
+    return roots
+
+
 def parse_procs(text: str) -> set[int]:
     return {int(line) for line in text.split()}
 
@@ -81,17 +117,29 @@ class Cgroups(ABC):
     """The cgroups of the contexts on this host, all below one parent group."""
 
     version: int
+    extra_roots: list[str] = []  # hierarchies a context is only placed in (see placement_roots)
 
     def __init__(self, parent: str):
         self.parent = parent
 
     @abstractmethod
+    def _limit_directories(self, name: str) -> list[str]:
+        """The directories that hold the context's limits (one per v1 hierarchy used, one on v2)."""
+
     def directories(self, name: str) -> list[str]:
-        """Every directory that makes up the context's cgroup (one per v1 hierarchy, one on v2)."""
+        """Every directory that makes up the context's cgroup: the limits' first, then one in each
+        other hierarchy mounted on this host."""
+        return self._limit_directories(name) + [os.path.join(root, self.parent, name) for root in self.extra_roots]
 
     @abstractmethod
+    def _create_limit_groups(self, name: str) -> None:
+        """Create the groups that hold the limits; ones left from an earlier run are reused."""
+
     def create(self, name: str) -> None:
-        """Create the context's cgroup; a cgroup left from an earlier run is reused."""
+        """Create the context's cgroup in every hierarchy; a cgroup left from an earlier run is reused."""
+        self._create_limit_groups(name)
+        for root in self.extra_roots:
+            os.makedirs(os.path.join(root, self.parent, name), exist_ok=True)
 
     @abstractmethod
     def _kill_once(self, name: str) -> None:
@@ -179,7 +227,7 @@ class CgroupsV1(Cgroups):
         # In V1_CONTROLLERS order, so pids() reads the pids hierarchy; co-mounted controllers once.
         self.roots = list(dict.fromkeys(hierarchies[c] for c in V1_CONTROLLERS if c in hierarchies))
 
-    def directories(self, name: str) -> list[str]:
+    def _limit_directories(self, name: str) -> list[str]:
         return [os.path.join(root, self.parent, name) for root in self.roots]
 
     def _file(self, name: str, filename: str) -> str:
@@ -225,7 +273,7 @@ class CgroupsV1(Cgroups):
             "oom_kills": oom or 0,
         }
 
-    def create(self, name: str) -> None:
+    def _create_limit_groups(self, name: str) -> None:
         for root in self.roots:
             for directory in (os.path.join(root, self.parent), os.path.join(root, self.parent, name)):
                 os.makedirs(directory, exist_ok=True)
@@ -256,7 +304,7 @@ class CgroupsV2(Cgroups):
         super().__init__(parent)
         self.mountpoint = mountpoint
 
-    def directories(self, name: str) -> list[str]:
+    def _limit_directories(self, name: str) -> list[str]:
         return [os.path.join(self.mountpoint, self.parent, name)]
 
     def _file(self, name: str, filename: str) -> str:
@@ -283,7 +331,7 @@ class CgroupsV2(Cgroups):
             "oom_kills": _field(self.read(name, "memory.events"), "oom_kill") or 0,
         }
 
-    def create(self, name: str) -> None:
+    def _create_limit_groups(self, name: str) -> None:
         parent = os.path.join(self.mountpoint, self.parent)
         os.makedirs(parent, exist_ok=True)
         available = set(_read(os.path.join(self.mountpoint, "cgroup.controllers")).split())
@@ -330,13 +378,19 @@ def _kill(pid: int) -> None:
         pass
 
 
-def choose(parent: str, mounts_text: str) -> Cgroups:
+def choose(parent: str, mounts_text: str, mountinfo_text: str = "") -> Cgroups:
+    """The backend for this host from /proc/mounts, placing contexts also in every other hierarchy
+    that /proc/self/mountinfo shows."""
     mounts = parse_mounts(mounts_text)
+    chosen = None
     if v2_mount(mounts):
-        return CgroupsV2(parent)
-    hierarchies = v1_hierarchies(mounts)
-    if hierarchies:
-        return CgroupsV1(parent, hierarchies)
+        chosen = CgroupsV2(parent)
+    elif v1_hierarchies(mounts):
+        chosen = CgroupsV1(parent, v1_hierarchies(mounts))
+    if chosen:
+        primary = chosen.roots if isinstance(chosen, CgroupsV1) else [chosen.mountpoint]
+        chosen.extra_roots = placement_roots(parse_mountinfo(mountinfo_text), primary)
+        return chosen
     raise HostUnsupported(
         "No cgroup file system is mounted: mount cgroup2 on /sys/fs/cgroup "
         "(mount -t cgroup2 none /sys/fs/cgroup) or the v1 controllers below it."
@@ -344,4 +398,4 @@ def choose(parent: str, mounts_text: str) -> Cgroups:
 
 
 def detect(parent: str = "contexts") -> Cgroups:
-    return choose(parent, _read("/proc/mounts"))
+    return choose(parent, _read("/proc/mounts"), _read("/proc/self/mountinfo"))

@@ -20,6 +20,7 @@ import sys
 from . import libc, rootfs, safefile
 from .guestproc import GUEST_NAMESPACES, allow_unprivileged_ping, become_guest_process, bring_up_loopback
 from .procinfo import read_stat
+from .seccomp import install as install_filter
 
 
 def write_init_record(dir_fd: int, run_id: str, pid: int, starttime: int, state: str, error: str = "") -> None:
@@ -51,6 +52,7 @@ def become_context(directory: str, run_id: str) -> None:
             boot = marshal.load(f)
         if boot["run_id"] != run_id:
             raise RuntimeError("the boot record belongs to another start")
+        libc.join_new_session_keyring()  # not the keys of whoever started the context
         for path in boot["procs_files"]:
             with open(path, "w") as f:
                 f.write("0")
@@ -86,6 +88,8 @@ def become_context(directory: str, run_id: str) -> None:
         write_init_record(dir_fd, run_id, host_pid, starttime, "running")
         # dir_fd stays for a failure record below; it is close-on-exec, so init never holds it.
         become_guest_process(keep_fds=(0, 1, 2, dir_fd))
+        if boot["seccomp"]:  # the last step: it needs CAP_SYS_ADMIN, which exec then drops
+            install_filter(boot["seccomp"])
         os.execve(init[0], init, boot["environment"])
     except BaseException as exc:
         try:

@@ -48,7 +48,9 @@ def reset_signals() -> None:
 
 
 def guest_environment(term: str | None = None) -> dict[str, str]:
-    env = {"PATH": GUEST_PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/sh"}
+    """All a process started in a guest by the host gets: nothing of the caller's environment.
+    `container=` is how init systems (systemd) and tools learn they run in a container."""
+    env = {"PATH": GUEST_PATH, "HOME": "/root", "container": "contexts"}
     if term:
         env["TERM"] = term
     return env

@@ -28,6 +28,7 @@ MNT_DETACH = 2
 
 # prctl(2) options (linux/prctl.h)
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -38,6 +39,9 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SYS_pivot_root = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(
     os.uname().machine, 155
 )
+# Nor a keyctl one (that is libkeyutils', not always installed).
+SYS_keyctl = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}.get(os.uname().machine, 250)
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def _check(result: int, call: str, *args) -> int:
@@ -86,6 +90,12 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def pivot_root(new_root, put_old) -> None:
     _check(_libc.syscall(SYS_pivot_root, _bytes(new_root), _bytes(put_old)), "pivot_root", new_root, put_old)
+
+
+def join_new_session_keyring() -> None:
+    """Leave the caller's session keyring for a new, empty, anonymous one (so nothing started from
+    here inherits the keys of whoever started it)."""
+    _check(_libc.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl", "JOIN_SESSION_KEYRING")
 
 
 def sethostname(name: str) -> None:

@@ -9,7 +9,6 @@ import marshal
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from . import (
     cgroups,
     clone,
     diskusage,
+    entry,
     guestfiles,
     guestproc,
     libc,
@@ -28,7 +28,7 @@ from . import (
     procinfo,
     rootfs,
     safefile,
-    terminal,
+    seccomp,
 )
 from . import check as host_check
 from . import disk as diskimage
@@ -229,6 +229,7 @@ class Lifecycle:
             raise
 
     def _launch(self, name: str, config: dict) -> dict:
+        program = seccomp.for_guests()  # a host that cannot filter refuses here, before anything is made
         directory = self.state.context_dir(name)
         limited = bool(config.get("disk_bytes"))
         if limited:
@@ -262,6 +263,7 @@ class Lifecycle:
             "procs_files": cg.procs_files(name),
             "lxcfs": LXCFS_DIR if os.path.exists(os.path.join(LXCFS_DIR, "proc/meminfo")) else None,
             "netns": netns_path,
+            "seccomp": program,
         }
         with open(directory / "boot", "wb") as f:
             marshal.dump(boot, f)
@@ -431,49 +433,35 @@ class Lifecycle:
 
     # exec / enter
 
-    def _init_pid(self, name: str) -> tuple[int, dict]:
+    def run_inside(self, name: str, argv: list[str], stdio=None, timeout: float | None = None) -> int | None:
+        """Run argv inside the context as a guest process; return its exit status (None: it ran past
+        `timeout` and was killed). `stdio=subprocess.DEVNULL` gives it the guest's /dev/null; else it
+        gets a terminal of the guest's own when ours is one, or pipes relayed to ours."""
+        if not argv:
+            raise InvalidSpec("Give the command to run, e.g. exec NAME -- ps.")
+        mode = "null" if stdio == subprocess.DEVNULL else entry.choose_mode()
+        return self._enter(name, argv, mode, timeout)
+
+    def enter(self, name: str) -> int:
+        """An interactive login shell inside, on a terminal of the guest's own; returns its exit status."""
+        return self._enter(name, None, "pty", None)
+
+    def _enter(self, name: str, argv: list[str] | None, mode: str, timeout: float | None) -> int | None:
         config = self.state.config(name)
         init = self._running(name)
         if init is None or init["state"] != "running":
             raise InvalidState(f"Context {name} is not running.")
-        return init["pid"], config
-
-    def run_inside(self, name: str, argv: list[str], stdio=None, timeout: float | None = None) -> int | None:
-        """Run argv inside the context with the guest's capabilities; return its exit status."""
-        if not argv:
-            raise InvalidSpec("Give the command to run, e.g. exec NAME -- ps.")
-        pid, config = self._init_pid(name)
-        term = os.environ.get("TERM")
-
-        def run():
-            if stdio is not None:
-                null = os.open("/dev/null", os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-            guestproc.become_guest_process(drop_capabilities=False)  # dropped before entering the guest
-            os.execvpe(argv[0], argv, guestproc.guest_environment(term))
-
-        return namespaces.spawn_inside(pid, self._cgroups(config).procs_files(name), run, timeout)
-
-    def enter(self, name: str) -> int:
-        """An interactive login shell inside, on a terminal of the guest's own; returns its exit status."""
-        pid, config = self._init_pid(name)
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            child = namespaces.fork_inside(
-                pid,
-                self._cgroups(config).procs_files(name),
-                terminal.shell_in_pty(theirs, os.environ.get("TERM", "xterm")),
-            )
-            theirs.close()
-            _, fds, _, _ = socket.recv_fds(ours, 16, 1)
-        if not fds:
-            return namespaces.wait_status(child)
-        try:
-            terminal.relay(fds[0])
-        finally:
-            os.close(fds[0])
-        return namespaces.wait_status(child)
+        term = os.environ.get("TERM") if mode == "pty" or argv is None else None
+        return entry.run(
+            init["pid"],
+            init["starttime"],
+            self._cgroups(config).procs_files(name),
+            argv,
+            guestproc.guest_environment(term or ("xterm" if mode == "pty" else None)),
+            mode,
+            seccomp.for_guests(),
+            timeout,
+        )
 
     # files and names inside the guest
 

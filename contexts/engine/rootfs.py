@@ -22,9 +22,16 @@ MASKED_PROC_PATHS = (
     "asound",
     "sysrq-trigger",
     "sys/kernel/sysrq",
+    # Host memory layout and kernel object addresses: aids to kernel exploits, readable by uid 0.
+    "kpageflags",
+    "kpagecount",
+    "kpagecgroup",
+    "slabinfo",
+    "vmallocinfo",
 )
 READ_ONLY_PROC_PATHS = ("sys", "bus", "fs", "irq")
-MASKED_SYS_PATHS = ("firmware", "kernel/security", "kernel/debug")
+# vmcoreinfo gives kernel addresses; powercap's energy counters are a side channel (Docker masks it).
+MASKED_SYS_PATHS = ("firmware", "kernel/security", "kernel/debug", "kernel/vmcoreinfo", "devices/virtual/powercap")
 
 # name: (kind, major, minor, mode)
 DEVICES = {

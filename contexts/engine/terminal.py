@@ -1,7 +1,7 @@
-"""`enter`: a login shell inside a context on a terminal of the guest's own, relayed to ours.
+"""A terminal of the guest's own, relayed to ours (`enter`, and `exec` from a terminal).
 
-The pseudo-terminal is opened inside the guest (its own devpts instance), so the shell never holds
-a host descriptor; only the master side comes back to us, over a socket pair.
+The pseudo-terminal is opened inside the guest (its own devpts instance, see entryhelper), so the
+guest never holds a host descriptor; only the master side comes back to us, over a socket pair.
 """
 
 import array
@@ -9,13 +9,11 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import sys
 import termios
 import tty
 
 from . import safefile
-from .guestproc import become_guest_process, guest_environment
 
 
 def login_shell() -> str:
@@ -26,27 +24,6 @@ def login_shell() -> str:
         if len(fields) >= 7 and fields[0] == "root" and fields[6].startswith("/"):
             return fields[6]
     return "/bin/sh"
-
-
-def shell_in_pty(sock: socket.socket, term: str):
-    """The `run` for fork_inside: open a guest pty, hand its master back, exec the login shell on it."""
-
-    def run():
-        master, slave = os.openpty()
-        socket.send_fds(sock, [b"pty"], [master])
-        os.close(master)
-        sock.close()
-        os.setsid()
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-        for fd in (0, 1, 2):
-            os.dup2(slave, fd)
-        if slave > 2:
-            os.close(slave)
-        shell = login_shell()
-        become_guest_process(drop_capabilities=False)  # dropped before it entered the guest
-        os.execve(shell, ["-" + os.path.basename(shell)], guest_environment(term))
-
-    return run
 
 
 def copy_window_size(source_fd: int, target_fd: int) -> None:
@@ -63,7 +40,7 @@ def relay(master: int, stdin: int = 0, stdout: int = 1) -> None:
     is_tty = os.isatty(stdin)
     saved = termios.tcgetattr(stdin) if is_tty else None
     if is_tty:
-        tty.setraw(stdin)
+        tty.setraw(stdin, termios.TCSADRAIN)  # TCSAFLUSH would drop what was typed before we got here
         copy_window_size(stdin, master)
         signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(stdin, master))
     try:
