@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from panel.admin_tools import ReadOnlyAdmin, service_action
 
@@ -9,13 +9,24 @@ from .models import Host, IPAddress, IPPool, Operation, Template, VirtualServer
 
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
-    list_display = ("name", "state", "cpus", "memory_mib", "disk_gib", "last_heartbeat")
+    list_display = ("name", "state", "safety", "cpus", "memory_mib", "disk_gib", "last_heartbeat")
     list_filter = ("state",)
     search_fields = ("name",)
 
+    @admin.display(description="safety")
+    def safety(self, obj):
+        return "UNSAFE: " + " ".join(obj.unsafe_notes) if obj.unsafe_notes else "-"
+
     def get_readonly_fields(self, request, obj=None):
-        # The name is the host agent's identity and its queue: renaming would strand its work.
-        return ("last_heartbeat", "created_at") + (("name",) if obj else ())
+        # The name is the host agent's identity and its queue: renaming would strand its work. What
+        # the host reported (heartbeat, unsafe notes) is the host's to say, not staff's to edit.
+        return ("last_heartbeat", "unsafe_notes", "created_at") + (("name",) if obj else ())
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        host = self.get_object(request, object_id)
+        if host and host.unsafe_notes and request.method == "GET":
+            messages.warning(request, "UNSAFE: " + " ".join(host.unsafe_notes))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.servers.exists()

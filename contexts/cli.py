@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="what this host supports, what is missing and how to fix it")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help='also check the host agent\'s broker, e.g. --broker "$REDIS_URL": a password, whether it answers '
+        "without one (one PING, nothing else), and whether guests could route to it",
+    )
 
     template = sub.add_parser("template", help="import, build and list templates")
     tsub = template.add_subparsers(dest="template_command", required=True, metavar="ACTION")
@@ -230,7 +236,7 @@ def _emit(data, as_json: bool, text) -> None:
 
 def run(args) -> int:
     if args.command == "check":
-        report = host_check.run()
+        report = host_check.run(broker_url=args.broker)
         _emit(report, args.json, host_check.print_report)
         return 0 if report["ok"] else 1
 

@@ -24,6 +24,21 @@ log = logging.getLogger("contexts.hostagent")
 HOST_NAME_ENV = "PANEL_HOST_NAME"
 PROGRESS_TASK = "contexts.report_progress"
 REPORT_TASK = "contexts.host_report"
+# All that an engine process (`python -m contexts ...`) is handed of the agent's environment. The
+# engine needs its programs, a locale and its own settings; the broker URL, the database URL and the
+# secret key stay out, so nothing the engine starts (guests, their helpers) can ever inherit them.
+# A new CONTEXTS_* setting of the engine must be added here to reach it from the agent.
+ENGINE_ENVIRONMENT = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "CONTEXTS_STATE_DIR",
+    "CONTEXTS_CGROUP_PARENT",
+    "CONTEXTS_HOST_NETNS",
+    "CONTEXTS_UPLINK",
+    "CONTEXTS_DEBUG",
+    "CONTEXTS_UNSAFE_NO_SECCOMP",
+)
 
 
 class Transient(Exception):
@@ -32,6 +47,12 @@ class Transient(Exception):
 
 def host_name() -> str:
     return os.environ.get(HOST_NAME_ENV) or hostinfo.host_name()
+
+
+def engine_command(command: str, environ=None) -> tuple[list[str], dict[str, str]]:
+    """The argv and the whole environment of an engine process running `command` (`report`, ...)."""
+    environ = os.environ if environ is None else environ
+    return [sys.executable, "-m", "contexts", command], {k: environ[k] for k in ENGINE_ENVIRONMENT if k in environ}
 
 
 def send_to_panel(task: str, *args) -> bool:
@@ -71,8 +92,10 @@ def run_operation(spec: dict) -> dict:
     outcome = {"operation": operation, "host": host_name()}
     # stderr goes to a file: a pipe read only at the end could fill up and stall the engine.
     errors = tempfile.TemporaryFile("w+")
+    argv, env = engine_command("run-operation")
     process = subprocess.Popen(
-        [sys.executable, "-m", "contexts", "run-operation"],
+        argv,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errors,
@@ -111,8 +134,10 @@ def report() -> dict:
     """This host's report, read by the CLI in a process of its own: the worker's main process must
     not fork for netlink work itself (its pool is forked from it, and pyroute2's helper processes
     are signalled by pid when they finish)."""
+    argv, env = engine_command("report")
     result = subprocess.run(
-        [sys.executable, "-m", "contexts", "report"],
+        argv,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -60,6 +60,12 @@ class Host(models.Model):
     unknown_contexts = models.JSONField(
         default=list, blank=True, help_text="Contexts the host reported that the panel has no live server for."
     )
+    unsafe_notes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What makes guests on this host less safe than they should be, as its last report said "
+        "(e.g. no syscall filter); empty when nothing.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HostQuerySet.as_manager()

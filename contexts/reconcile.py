@@ -28,6 +28,16 @@ log = logging.getLogger("contexts.reconcile")
 # States a report may correct; the rest are in flight (provisioning, destroying) or final.
 SETTLED = (ServerState.RUNNING, ServerState.STOPPED, ServerState.SUSPENDED)
 COUNTERS = ("cpu_seconds", "net_in_bytes", "net_out_bytes")
+# A report's "unsafe" sentences are shown to staff as they are: keep them few and short.
+UNSAFE_NOTES_MAX, UNSAFE_NOTE_CHARS = 10, 300
+
+
+def unsafe_notes(report: dict) -> list[str]:
+    """The report's sentences on why its guests run unsafely; none when it says nothing (or nonsense)."""
+    notes = report.get("unsafe")
+    if not isinstance(notes, list):
+        return []
+    return [note[:UNSAFE_NOTE_CHARS] for note in notes if isinstance(note, str) and note.strip()][:UNSAFE_NOTES_MAX]
 
 
 def _register(name: str, capacity: dict) -> Host:
@@ -71,7 +81,11 @@ def apply_report(report: dict) -> Host | None:
             if unknown:
                 audit.record(None, "host.unknown_contexts", host, contexts=unknown)
             host.unknown_contexts = unknown
-        host.save(update_fields=["last_heartbeat", "state", "unknown_contexts"])
+        notes = unsafe_notes(report)
+        if notes != host.unsafe_notes:
+            audit.record(None, "host.unsafe", host, notes=notes)
+            host.unsafe_notes = notes
+        host.save(update_fields=["last_heartbeat", "state", "unknown_contexts", "unsafe_notes"])
         _link_templates(host, report.get("templates") or [])
     for name, server in servers.items():
         with transaction.atomic():

@@ -231,15 +231,20 @@ def run(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> dict:
 
 
 def host_report(engine: Lifecycle) -> dict:
-    """What this host offers and holds: capacity, templates, and every context with its usage."""
-    from . import hostinfo
+    """What this host offers and holds: capacity, templates, every context with its usage, and
+    `unsafe`: sentences for staff when guests here run with less protection than they should."""
+    from . import hostinfo, seccomp
 
     exists = engine.state.root.exists()
     capacity = hostinfo.read_capacity(str(engine.state.root) if exists else "/")
+    unsafe = []
+    if seccomp.unsafe_override():  # the override starts guests without the filter, supported or not
+        unsafe.append("Guests run without a syscall filter (CONTEXTS_UNSAFE_NO_SECCOMP is set).")
     return {
         "capacity": {"cpus": capacity.cpus, "memory_mib": capacity.memory_mib, "disk_gib": capacity.disk_gib},
         "templates": engine.state.template_names() if exists else [],
         "contexts": inventory(engine) if exists else [],
+        "unsafe": unsafe,
     }
 
 

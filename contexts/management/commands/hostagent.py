@@ -8,18 +8,54 @@ its first report (capacity read from this machine) and reports every HOST_HEARTB
 import fcntl
 import json
 import os
+import secrets
 import sys
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from contexts import host_tasks
 from contexts.engine import check as host_check
 from contexts.engine.errors import InvalidSpec
 from contexts.engine.hostinfo import host_name
 from contexts.engine.state import state_dir_from
 from contexts.validators import validate_hostname
 from panel.celery import worker_command
+
+# All that the worker is handed of the environment the agent was started with: what panel/settings.py
+# reads with PANEL_ROLE=host, what contexts/host_tasks.py reads, and what its engine processes need
+# (host_tasks.ENGINE_ENVIRONMENT, which the worker passes on). An operator's shell may have exported
+# DATABASE_URL, SECRET_KEY, cloud credentials...: none of that belongs on a host's worker.
+WORKER_ENVIRONMENT = (
+    "DJANGO_SETTINGS_MODULE",
+    "PANEL_MODE",
+    "PANEL_DATA_DIR",  # the demo's file-system broker lives there
+    "DEBUG",
+    "ALLOWED_HOSTS",  # production settings refuse to load without it
+    "TIME_ZONE",
+    "LOG_LEVEL",
+    "REDIS_URL",  # the broker: the one secret the worker needs
+    "HOST_HEARTBEAT_SECONDS",
+    "PANEL_HEARTBEAT_SECONDS",
+    "PYTHONUNBUFFERED",  # log lines appear as they happen (the tests read the agents' logs)
+) + host_tasks.ENGINE_ENVIRONMENT
+
+
+def worker_environment(environ, name: str, state_dir, cgroup_parent: str | None) -> dict[str, str]:
+    """The whole environment of the worker of host `name`, from the agent's own `environ`."""
+    environment = {k: environ[k] for k in WORKER_ENVIRONMENT if k in environ}
+    environment |= {
+        "PANEL_ROLE": "host",
+        "PANEL_HOST_NAME": name,
+        "CONTEXTS_STATE_DIR": str(state_dir),
+        # Production settings require a secret key; the worker signs nothing (JSON messages, no
+        # sessions), so it gets a throwaway one instead of the panel's.
+        "SECRET_KEY": secrets.token_urlsafe(50),
+    }
+    if cgroup_parent:
+        environment["CONTEXTS_CGROUP_PARENT"] = cgroup_parent
+    return environment
 
 
 def command_line(name: str, state_dir, cgroup_parent: str) -> list:
@@ -83,10 +119,14 @@ class Command(BaseCommand):
             raise CommandError(f"Invalid host name {name!r}: {' '.join(exc.messages)}") from exc
         if not 1 <= options["concurrency"] <= 64:
             raise CommandError("--concurrency must be from 1 to 64.")
-        report = host_check.run()
+        report = host_check.run(broker_url=settings.REDIS_URL or None)  # no URL: the demo's file-system broker
         if not report["ok"]:
             missing = [f"{c['name']} ({c['fix']})" for c in report["checks"] if c["required"] and not c["ok"]]
             raise CommandError("This host cannot run contexts yet: " + "; ".join(missing))
+        for c in report["checks"]:  # warnings do not stop the agent, but whoever starts it reads them
+            if not c["ok"]:
+                fix = f" Fix: {c['fix']}" if c["fix"] else ""
+                self.stdout.write(self.style.WARNING(f"Warning: {c['name']}: {c['detail']}.{fix}"))
         try:
             state_dir = state_dir_from(options["state_dir"])
         except InvalidSpec as exc:
@@ -103,13 +143,7 @@ class Command(BaseCommand):
         restored = restore_unacknowledged(queue)
         if restored:
             self.stdout.write(f"Put back {restored} unfinished operation(s) of an earlier run on {queue}.")
-        environment = os.environ | {
-            "PANEL_ROLE": "host",
-            "PANEL_HOST_NAME": name,
-            "CONTEXTS_STATE_DIR": str(state_dir),
-        }
-        if options["cgroup_parent"]:
-            environment["CONTEXTS_CGROUP_PARENT"] = options["cgroup_parent"]
+        environment = worker_environment(os.environ, name, state_dir, options["cgroup_parent"])
         argv = worker_command(
             queue, f"{name}@host", options["concurrency"], options["loglevel"], "--include", "contexts.host_tasks"
         )
