@@ -137,8 +137,17 @@ class Agent:
 
 
 class Pipeline:
-    def __init__(self, redis: Redis, agents: dict, panel):
-        self.redis, self.agents, self.panel = redis, agents, panel
+    def __init__(self, redis: Redis, agents: dict, panel, start_panel):
+        self.redis, self.agents, self.panel, self._start_panel = redis, agents, panel, start_panel
+
+    def revive(self) -> None:
+        """Start again the workers that died, as their systemd units do (Restart=on-failure): a
+        Redis restart can end a worker that held an unacknowledged message (kombu's restore on close)."""
+        if self.panel.poll() is not None:
+            self.panel = self._start_panel()
+        for agent in self.agents.values():
+            if agent.process is None or agent.process.poll() is not None:
+                agent.start()
 
 
 def _use_broker(url: str) -> str:
@@ -170,30 +179,34 @@ def pipeline(request, django_db_setup, django_db_blocker, engine_state, busybox_
         "PANEL_HEARTBEAT_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    panel = subprocess.Popen(
-        worker_command("panel", f"panel-{os.getpid()}@test", 2, "WARNING"),
-        cwd=ROOT,
-        env=env,
-        stdout=open(base / "panel.log", "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    agents = {}
+
+    def start_panel():
+        return subprocess.Popen(
+            worker_command("panel", f"panel-{os.getpid()}@test", 2, "WARNING"),
+            cwd=ROOT,
+            env=env,
+            stdout=open(base / "panel.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    world = Pipeline(redis, {}, start_panel(), start_panel)
+    agents = world.agents
     try:
         for name in HOSTS:
             agent = agents[name] = Agent(name, base, env)
             for template in (busybox_template, debian_template):  # hard-link copies: instant, no disk
                 clone.clone_tree(engine_state[0].template_dir(template), agent.state.template_dir(template))
             agent.start()
-        yield Pipeline(redis, agents, panel)
+        yield world
     finally:
         for agent in agents.values():
             agent.remove()
-        panel.terminate()
+        world.panel.terminate()
         try:
-            panel.wait(timeout=20)
+            world.panel.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(panel.pid, signal.SIGKILL)
+            os.killpg(world.panel.pid, signal.SIGKILL)
         redis.stop()
         for log in base.glob("*.log") if request.session.testsfailed else ():  # the workers' words, on failure
             sys.stderr.write(f"--- {log.name} (last lines)\n" + "".join(log.read_text().splitlines(True)[-30:]))
@@ -251,9 +264,8 @@ def hosts(pipeline, transactional_db):
         if pipeline.redis.process.poll() is not None:
             pipeline.redis.start()
         quiesce(pipeline)
+        pipeline.revive()  # a test that killed an agent and failed before restarting it
         for agent in pipeline.agents.values():
-            if agent.process is None or agent.process.poll() is not None:
-                agent.start()  # a test that killed it and failed before restarting it
             agent.remove_contexts()
         _use_broker(old_broker)
 

@@ -190,6 +190,7 @@ def test_a_broker_outage_mid_operation_ends_visibly(hosts, settings):
     hosts.pipeline.redis.stop()
     time.sleep(3)
     hosts.pipeline.redis.start()  # empty: every message it held is gone
+    hosts.pipeline.revive()  # what the workers' units do when the outage ended one of them
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         operation.refresh_from_db()
