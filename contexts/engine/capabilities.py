@@ -88,14 +88,14 @@ def to_drop(keep=GUEST_CAPABILITIES, last: int | None = None) -> list[int]:
     return [n for n in range(0, (last_cap() if last is None else last) + 1) if n not in kept]
 
 
-def drop_for_guest() -> None:
+def drop_for_guest(numbers: list[int] | None = None) -> None:
     """Shrink this process's bounding set to the guest's and clear its ambient set.
 
     Root's capabilities after the next exec are its inheritable set plus the bounding set, so with
     the inheritable set empty the guest's programs, setuid ones included, never hold more than
     GUEST_CAPABILITIES.
     """
-    for number in to_drop():
+    for number in to_drop() if numbers is None else numbers:  # numbers: read before entering a guest
         libc.prctl(libc.PR_CAPBSET_DROP, number)
     libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
     libc.set_capabilities(None)  # root gains inheritable ∪ bounding at exec: keep it empty

@@ -117,7 +117,7 @@ class Cgroups(ABC):
     """The cgroups of the contexts on this host, all below one parent group."""
 
     version: int
-    extra_roots: list[str] = []  # hierarchies a context is only placed in (see placement_roots)
+    extra_roots: tuple[str, ...] | list[str] = ()  # hierarchies a context is only placed in (placement_roots)
 
     def __init__(self, parent: str):
         self.parent = parent

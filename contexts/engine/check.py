@@ -173,7 +173,7 @@ def ping_without_auth(host: str, port: int, timeout: float = BROKER_TIMEOUT) -> 
     return "".join(c if c.isprintable() else "?" for c in line)  # no escape sequences for the admin's terminal
 
 
-def broker_checks(url: str, own: set | None = None) -> list[dict]:
+def broker_checks(url: str, own: set | None = None, protected: list[str] | None = None) -> list[dict]:
     """Warnings about the broker the host agent uses (none is required: the agent starts anyway)."""
     checks = []
 
@@ -199,16 +199,25 @@ def broker_checks(url: str, own: set | None = None) -> list[dict]:
         add("broker address", False, f"{broker}: cannot resolve {broker.host}: {exc}", "check the broker URL's host")
         return checks
     own = _own_addresses() if own is None else own
+    if protected is None:
+        from .network import PROTECTED_ENV, protected_networks
+
+        protected = protected_networks(os.environ.get(PROTECTED_ENV))
+    networks = [ipaddress.ip_network(n) for n in protected]
     elsewhere = [a for a in addresses if classify_address(a, own) == "elsewhere"]
+    # Guests' forward chains drop what goes to a protected network: a broker there is out of reach.
+    exposed = [a for a in elsewhere if not any(ipaddress.ip_address(a) in n for n in networks)]
     add(
         "broker address",
-        not elsewhere,
+        not exposed,
         f"{broker} is on this host ({', '.join(addresses)}), out of guests' reach"
         if not elsewhere
-        else f"{broker} is {', '.join(elsewhere)}, another machine: guests on this host reach other machines "
+        else f"{broker} is in CONTEXTS_PROTECTED_NETWORKS ({', '.join(elsewhere)}): guests are never forwarded there"
+        if not exposed
+        else f"{broker} is {', '.join(exposed)}, another machine: guests on this host reach other machines "
         "through its forwarding",
-        "make the broker listen only on a management network guests cannot route to (bind in redis.conf), "
-        "or firewall its port against the guests' addresses",
+        "list the broker's network in CONTEXTS_PROTECTED_NETWORKS (guests are never forwarded there), make it "
+        "listen only on a management network guests cannot route to, or firewall its port against the guests",
     )
     if broker.scheme != "redis":
         add("broker AUTH", True, f"{broker}: not asked (a plain PING is no TLS)")

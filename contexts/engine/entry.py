@@ -168,9 +168,10 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def _copy_available(source: int, target: int) -> bool:
-    """Copy what can be read now; False at end of file."""
-    while True:
+def _copy_available(source: int, target: int, most: int = 1 << 20) -> bool:
+    """Copy what can be read now, at most `most` bytes (a background writer never keeps us here);
+    False at end of file."""
+    while most > 0:
         try:
             data = os.read(source, 65536)
         except BlockingIOError:
@@ -178,6 +179,8 @@ def _copy_available(source: int, target: int) -> bool:
         if not data:
             return False
         _write_all(target, data)
+        most -= len(data)
+    return True
 
 
 def _copy_all(source: int, target: int) -> None:

@@ -26,6 +26,7 @@ We stay outside the PID namespace, forward signals to the child and exit with it
 import fcntl
 import marshal
 import os
+import resource
 import signal
 import socket
 import sys
@@ -97,18 +98,35 @@ def _child(request: dict, control: socket.socket, go: int) -> None:
     os.execvpe(path, argv, request["env"])
 
 
+def _like_the_guests_init(pid: int) -> None:
+    """Process attributes as the guest's own processes have them, not as our caller had them (an
+    agent whose unit file made it unkillable by the OOM killer, or gave it a large umask)."""
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            number = getattr(resource, name)
+            resource.setrlimit(number, resource.prlimit(pid, number))
+    with open(f"/proc/{pid}/oom_score_adj") as source, open("/proc/self/oom_score_adj", "w") as target:
+        target.write(source.read())
+    os.umask(0o022)
+
+
 def main(argv: list[str]) -> int:
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
     control = socket.socket(fileno=int(argv[argv.index("--control") + 1]))
     request = _receive(control)
     ns_fds = _open_guest(request["pid"], request["starttime"])
     cgroup_fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in request["procs_files"]]
+    _like_the_guests_init(request["pid"])
+    dropped = capabilities.to_drop()  # from the host's /proc, before the guest's is ours
+    # From here on nothing may be imported: after the guest's mount namespace is joined, an import
+    # would load the guest's files into this privileged process.
+    sys.path.clear()
     for fd in ns_fds:
         libc.setns(fd, 0)
         os.close(fd)
     libc.join_new_session_keyring()
     os.setgroups([])
-    capabilities.drop_for_guest()
+    capabilities.drop_for_guest(dropped)
     if request["seccomp"]:
         seccomp.install(request["seccomp"])
     capabilities.become_guest_now()

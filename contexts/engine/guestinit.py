@@ -23,15 +23,16 @@ from .procinfo import read_stat
 from .seccomp import install as install_filter
 
 
-def write_init_record(dir_fd: int, run_id: str, pid: int, starttime: int, state: str, error: str = "") -> None:
-    """init.json, through a descriptor of the context directory that stays valid after pivot_root.
-    Written by hand on the success path: json would cost the start a tenth of its time."""
-    if error:
-        import json
+def json_string(text: str) -> str:
+    """`text` as a JSON string, by hand: json is not imported on the start path (a tenth of its
+    time), and after pivot_root no import may ever happen (it would load the guest's files)."""
+    escaped = "".join(c if " " <= c and c not in '"\\' and c != "\x7f" else f"\\u{ord(c):04x}" for c in text)
+    return f'"{escaped}"'
 
-        extra = f', "error": {json.dumps(error)}'
-    else:
-        extra = ""
+
+def write_init_record(dir_fd: int, run_id: str, pid: int, starttime: int, state: str, error: str = "") -> None:
+    """init.json, through a descriptor of the context directory that stays valid after pivot_root."""
+    extra = f', "error": {json_string(error)}' if error else ""
     text = f'{{"run_id": "{run_id}", "pid": {pid}, "starttime": {starttime}, "state": "{state}"{extra}}}'
     tmp = f".init.json.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
@@ -43,6 +44,12 @@ def write_init_record(dir_fd: int, run_id: str, pid: int, starttime: int, state:
 
 
 def become_context(directory: str, run_id: str) -> None:
+    # Everything this process needs is imported. Once the guest's root is ours, an import would run
+    # the guest's files (a planted json.py) as a fully privileged process: make any import fail.
+    sys.path.clear()
+    os.umask(0o022)  # not the starter's: the guest's files get the usual modes
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("0")  # not the host agent's (which a unit file may make unkillable)
     dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     host_pid = int(os.readlink("/proc/self"))  # /proc is still the host's: this is our host pid
     starttime = read_stat(host_pid)[1]
@@ -69,7 +76,8 @@ def become_context(directory: str, run_id: str) -> None:
 
         root = boot["target"]
         rootfs.make_private()
-        rootfs.mount_overlay(boot["lower"], boot["upper"], boot["work"], root)
+        # nodev: a device node anywhere in the guest's tree is inert (its /dev is a tmpfs of our making).
+        rootfs.mount_overlay(boot["lower"], boot["upper"], boot["work"], root, libc.MS_NODEV)
         for path, text in boot["files"].items():
             safefile.write_file(root, path, text)
         rootfs.mount_dev(root)

@@ -47,6 +47,12 @@ from .spec import CONTEXT_ID_RANGE, check_host_ports, check_hostname, check_name
 from .state import StateDir, read_json, write_json
 
 DEFAULT_CGROUP_PARENT = "contexts"
+# Host-wide settings from the environment that every start, a restart after a guest's reboot by its
+# supervisor included, must see the same.
+HOST_SETTINGS = ("CONTEXTS_UPLINK", network.PROTECTED_ENV, seccomp.UNSAFE_OVERRIDE)
+# Raised whenever what a newly started guest gets from the host changes in a way a running guest
+# does not (a filter, a firewall chain): the host's report names guests started under an older one.
+PROTECTION_VERSION = 2
 START_TIMEOUT = 30.0
 # The supervisor: a shell waiting on `unshare`, which waits on the guest's init. Constant text; the
 # values arrive as positional parameters, never spliced into it.
@@ -100,7 +106,11 @@ class Lifecycle:
         self.host_netns = host_netns or os.environ.get("CONTEXTS_HOST_NETNS") or None
 
     def _network(self, config: dict) -> network.Network:
-        return network.Network(config.get("host_netns"), os.environ.get("CONTEXTS_UPLINK") or None)
+        return network.Network(
+            config.get("host_netns"),
+            os.environ.get("CONTEXTS_UPLINK") or None,
+            network.protected_networks(os.environ.get(network.PROTECTED_ENV)),
+        )
 
     @staticmethod
     def _wants_network(config: dict) -> bool:
@@ -267,7 +277,12 @@ class Lifecycle:
         }
         with open(directory / "boot", "wb") as f:
             marshal.dump(boot, f)
-        run = self.state.run_record(name) | {"run_id": run_id, "desired": "running", "started_at": time.time()}
+        run = self.state.run_record(name) | {
+            "run_id": run_id,
+            "desired": "running",
+            "started_at": time.time(),
+            "protection": {"version": PROTECTION_VERSION, "filtered": program is not None},
+        }
         self.state.write_run_record(name, run)
         (directory / "init.json").unlink(missing_ok=True)
         with open(directory / "console.log", "ab") as log:
@@ -289,7 +304,9 @@ class Lifecycle:
                 stderr=log,
                 cwd=PROJECT_ROOT,
                 check=True,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                # The host's settings, for a restart after a guest's reboot; nothing else of ours.
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+                | {key: os.environ[key] for key in HOST_SETTINGS if key in os.environ},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -48,11 +48,33 @@ def parse_addresses(cidrs) -> list[str]:
     return out
 
 
-def nft_ruleset(table: str, ifname: str, addresses: list[str], host_ports=()) -> str:
-    """Replace the guest's table in one transaction. Two chains, both for its veth only:
-    - prerouting: anything with a source the guest was not given is dropped;
-    - input (packets for the host itself, not forwarded ones): dropped, except neighbour discovery,
-      echo requests to the gateway, replies to what the host opened, and the plan's `host_ports`.
+# Never forwarded to from a guest: link-local (cloud metadata services at 169.254.169.254 hand out
+# the host's credentials), plus what staff list in CONTEXTS_PROTECTED_NETWORKS (the management
+# network with the broker, out-of-band interfaces).
+ALWAYS_PROTECTED = ("169.254.0.0/16",)
+PROTECTED_ENV = "CONTEXTS_PROTECTED_NETWORKS"
+
+
+def protected_networks(text: str | None) -> list[str]:
+    """The networks of CONTEXTS_PROTECTED_NETWORKS ("10.0.0.0/24, fd00:1::/64"), checked."""
+    out = []
+    for item in (text or "").replace(",", " ").split():
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise InvalidSpec(f"{PROTECTED_ENV}: {item!r} is not a network ({exc}); e.g. 10.0.0.0/24.") from exc
+    return out
+
+
+def nft_ruleset(table: str, ifname: str, addresses: list[str], host_ports=(), protected=()) -> str:
+    """Replace the guest's table in one transaction. Its chains, all for its veth only:
+    - spoofing (prerouting, before conntrack): anything with a source the guest was not given;
+    - to_host (prerouting, before any DNAT) and input: packets for the host itself are dropped,
+      except neighbour discovery, echo requests to the gateway, replies to what the host opened and
+      the plan's `host_ports`. Prerouting sees the destination the guest chose, so a port the host
+      publishes by DNAT (a container's Redis) is the host's too; input catches what a REDIRECT sent
+      to the host;
+    - forward: nothing to link-local addresses or the `protected` networks.
     (Adding then deleting first makes the delete safe when the table does not exist yet.)"""
     v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
     v6 = [a for a in addresses if ipaddress.ip_address(a).version == 6]
@@ -69,22 +91,32 @@ def nft_ruleset(table: str, ifname: str, addresses: list[str], host_ports=()) ->
     for entry in check_host_ports(list(host_ports)):  # checked again: this text goes to nft
         protocol, port = entry.split("/")
         ports[protocol].append(port)
-    to_host = [
-        # Replies to connections the host opened (and their ICMP errors). Only the reply direction: a
-        # guest's own first packet is NEW and dropped below, so it never makes an entry of its own, and
-        # its connections to a host port that is taken away stop at once (they match no rule any more).
-        f'iifname "{ifname}" ct direction reply ct state established,related accept',
-        # IPv6 needs these to find the gateway and to answer for the guest's addresses (ARP is not inet).
-        f'iifname "{ifname}" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept',
-        f'iifname "{ifname}" ip daddr {GATEWAY4} icmp type echo-request accept',
-        f'iifname "{ifname}" ip6 daddr {GATEWAY6} icmpv6 type echo-request accept',
-        *(
-            f'iifname "{ifname}" {protocol} dport {{ {", ".join(numbers)} }} accept'
-            for protocol, numbers in ports.items()
-            if numbers
-        ),
-        # The host's own services (its uplink address, the gateway, a broker on 0.0.0.0) are not the guest's.
-        f'iifname "{ifname}" drop',
+
+    def to_host(scope: str) -> list[str]:
+        match = f'iifname "{ifname}" {scope}'
+        return [
+            # Replies to connections the host opened (and their ICMP errors). Only the reply direction: a
+            # guest's own first packet is NEW and dropped below, so it never makes an entry of its own,
+            # and its connections to a host port that is taken away stop at once (they match no rule).
+            f"{match}ct direction reply ct state established,related accept",
+            # IPv6 needs these to find the gateway and to answer for the guest's addresses (ARP is not inet).
+            f"{match}icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept",
+            f"{match}ip daddr {GATEWAY4} icmp type echo-request accept",
+            f"{match}ip6 daddr {GATEWAY6} icmpv6 type echo-request accept",
+            *(
+                f"{match}{protocol} dport {{ {', '.join(numbers)} }} accept"
+                for protocol, numbers in ports.items()
+                if numbers
+            ),
+            # The host's own services (its uplink address, the gateway, a broker on 0.0.0.0) are not the guest's.
+            f"{match}drop",
+        ]
+
+    networks = [ipaddress.ip_network(n, strict=False) for n in (*ALWAYS_PROTECTED, *protected)]
+    forward = [
+        f'iifname "{ifname}" {family} daddr {{ {", ".join(str(n) for n in networks if n.version == version)} }} drop'
+        for family, version in (("ip", 4), ("ip6", 6))
+        if any(n.version == version for n in networks)
     ]
 
     def chain(name: str, hook: str, priority: int, rules: list[str]) -> str:
@@ -94,14 +126,17 @@ def nft_ruleset(table: str, ifname: str, addresses: list[str], host_ports=()) ->
     return (
         f"add table inet {table}\ndelete table inet {table}\n"
         f"table inet {table} {{\n{chain('prerouting', 'prerouting', -300, spoofing)}"
-        f"{chain('input', 'input', 0, to_host)}}}\n"
+        f"{chain('to_host', 'prerouting', -150, to_host('fib daddr type { local, broadcast, multicast } '))}"
+        f"{chain('input', 'input', 0, to_host(''))}"
+        f"{chain('forward', 'forward', 0, forward)}}}\n"
     )
 
 
 class Network:
-    def __init__(self, host_netns: str | None = None, uplink: str | None = None):
+    def __init__(self, host_netns: str | None = None, uplink: str | None = None, protected=()):
         self.host_netns = host_netns
         self.uplink = uplink
+        self.protected = list(protected)  # networks guests are never forwarded to, besides link-local
 
     # helpers that act in the host's namespace
 
@@ -186,7 +221,7 @@ class Network:
                     guest.tc("add", "tbf", index, rate=f"{rate_mbit}mbit", burst=_burst(rate_mbit), latency="50ms")
             for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
                 self._host_sysctl(key, "1")
-            self._host_run(["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", ifname, addresses, host_ports))
+            self.set_filter(context_id, addresses, host_ports)
         except BaseException:
             self.teardown(name, context_id, addresses)
             raise
@@ -244,7 +279,8 @@ class Network:
     def set_filter(self, context_id: int, addresses: list[str], host_ports=()) -> None:
         """Rewrite a running guest's nftables table (one transaction: no moment without a filter)."""
         self._host_run(
-            ["nft", "-f", "-"], nft_ruleset(f"ctx_{context_id}", host_ifname(context_id), addresses, host_ports)
+            ["nft", "-f", "-"],
+            nft_ruleset(f"ctx_{context_id}", host_ifname(context_id), addresses, host_ports, self.protected),
         )
 
     def counters(self, context_id: int) -> dict:

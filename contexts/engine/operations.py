@@ -237,15 +237,36 @@ def host_report(engine: Lifecycle) -> dict:
 
     exists = engine.state.root.exists()
     capacity = hostinfo.read_capacity(str(engine.state.root) if exists else "/")
+    contexts = inventory(engine) if exists else []
     unsafe = []
     if seccomp.unsafe_override():  # the override starts guests without the filter, supported or not
         unsafe.append("Guests run without a syscall filter (CONTEXTS_UNSAFE_NO_SECCOMP is set).")
+    behind = outdated_guests(engine, [c["name"] for c in contexts if c["state"] == "running"])
+    if behind:
+        shown = ", ".join(behind[:5]) + (f" and {len(behind) - 5} more" if len(behind) > 5 else "")
+        unsafe.append(
+            f"{len(behind)} running guest(s) started before this host's current protections or without the "
+            f"syscall filter ({shown}): restart them."
+        )
     return {
         "capacity": {"cpus": capacity.cpus, "memory_mib": capacity.memory_mib, "disk_gib": capacity.disk_gib},
         "templates": engine.state.template_names() if exists else [],
-        "contexts": inventory(engine) if exists else [],
+        "contexts": contexts,
         "unsafe": unsafe,
     }
+
+
+def outdated_guests(engine: Lifecycle, running: list[str]) -> list[str]:
+    """Running guests whose start gave them less than a start gives now (an upgrade happened since,
+    or the filter was off): a restart brings them up to date."""
+    from .lifecycle import PROTECTION_VERSION
+
+    behind = []
+    for name in running:
+        protection = engine.state.run_record(name).get("protection") or {}
+        if protection.get("version", 0) < PROTECTION_VERSION or not protection.get("filtered"):
+            behind.append(name)
+    return behind
 
 
 def inventory(engine: Lifecycle) -> list[dict]:

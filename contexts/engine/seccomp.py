@@ -16,6 +16,10 @@ that needs CAP_SYS_ADMIN at install time, which the installing process still hol
 import ctypes
 import errno
 import os
+import termios
+
+from . import libc
+from .errors import HostUnsupported
 
 # An error number per denied call. EPERM where the kernel itself would answer so to an unprivileged
 # caller; ENOSYS where software commonly falls back when the call is missing (keyrings, io_uring,
@@ -74,11 +78,25 @@ DENIED: dict[str, tuple[int, str]] = {
     "clone3": (ENOSYS, "its flags cannot be checked (see clone and unshare below)"),
 }
 CLONE_NEWUSER = 0x10000000
-TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+TIOCSTI, TIOCLINUX = termios.TIOCSTI, getattr(termios, "TIOCLINUX", 0x541C)
+# clone's flags are its first argument, except on s390x (the stack comes first there).
+CLONE_FLAGS_ARG = 1 if os.uname().machine.startswith("s390") else 0
+# Calls of old or other architectures: absent from some, and harmless to skip where absent.
+MAY_BE_ABSENT = frozenset(
+    {"create_module", "get_kernel_syms", "query_module", "uselib", "nfsservctl", "vm86", "vm86old", "ustat",
+     "sysfs", "_sysctl", "iopl", "ioperm", "lookup_dcookie"}
+)  # fmt: skip
 # Calls denied only with some arguments: (name, argument index, mask, value, errno, why); denied when
 # (argument & mask) == value. ioctl's request is an int: only its low 32 bits count.
 DENIED_WHEN = (
-    ("clone", 0, CLONE_NEWUSER, CLONE_NEWUSER, EPERM, "a new user namespace would let guest root rewrite its limits"),
+    (
+        "clone",
+        CLONE_FLAGS_ARG,
+        CLONE_NEWUSER,
+        CLONE_NEWUSER,
+        EPERM,
+        "a user namespace would let guest root rewrite its limits",
+    ),
     ("unshare", 0, CLONE_NEWUSER, CLONE_NEWUSER, EPERM, "as clone"),
     ("ioctl", 1, 0xFFFFFFFF, TIOCSTI, EPERM, "types into a terminal: a guest must never type into anyone's"),
     ("ioctl", 1, 0xFFFFFFFF, TIOCLINUX, EPERM, "the same through a virtual console"),
@@ -167,12 +185,11 @@ def compile_filter() -> bytes:
         _check(lib.seccomp_attr_set(ctx, _FLTATR_ACT_BADARCH, _ACT_KILL_PROCESS), "seccomp_attr_set(badarch)")
         _check(lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0), "seccomp_attr_set(nnp)")
         for name, (number, _) in DENIED.items():
-            call = lib.seccomp_syscall_resolve_name(name.encode())
-            if call < 0:
-                continue  # not a system call on this architecture
-            _check(lib.seccomp_rule_add_array(ctx, _errno_action(number), call, 0, None), f"rule {name}")
+            call = _resolve(lib, name)
+            if call is not None:
+                _check(lib.seccomp_rule_add_array(ctx, _errno_action(number), call, 0, None), f"rule {name}")
         for name, arg, mask, value, number, _ in DENIED_WHEN:
-            call = lib.seccomp_syscall_resolve_name(name.encode())
+            call = _resolve(lib, name)
             compare = (_ArgCmp * 1)(_ArgCmp(arg, _CMP_MASKED_EQ, mask, value))
             _check(lib.seccomp_rule_add_array(ctx, _errno_action(number), call, 1, compare), f"rule {name}")
         fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
@@ -189,6 +206,17 @@ def compile_filter() -> bytes:
         lib.seccomp_release(ctx)
 
 
+def _resolve(lib, name: str) -> int | None:
+    """The call's number here; None for an old call this architecture lacks. A library too old to
+    know a call we must deny is refused: the filter would silently let it through."""
+    call = lib.seccomp_syscall_resolve_name(name.encode())
+    if call >= 0:
+        return call
+    if name in MAY_BE_ABSENT:
+        return None
+    raise HostUnsupported(f"This libseccomp does not know the system call {name}: upgrade libseccomp2 (2.5 or later).")
+
+
 def _check(result: int, what: str) -> None:
     if result < 0:
         raise OSError(-result, f"libseccomp {what}: {os.strerror(-result)}")
@@ -201,8 +229,6 @@ def install(program: bytes) -> None:
         raise ValueError("a BPF program is a whole number of 8-byte instructions")
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _Fprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    from . import libc
-
     libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 
 
@@ -213,8 +239,6 @@ def for_guests() -> bytes | None:
         return None
     problem = support_problem()
     if problem:
-        from .errors import HostUnsupported
-
         raise HostUnsupported(
             f"Guests are not started without their system call filter. {problem} "
             f"(`contexts check` lists it; {UNSAFE_OVERRIDE}=1 starts them unfiltered, UNSAFE.)"

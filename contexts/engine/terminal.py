@@ -64,6 +64,8 @@ def relay(master: int, stdin: int = 0, stdout: int = 1) -> None:
                 os.write(master, data)
     finally:
         if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            # TCSAFLUSH: answers our terminal gave to queries the guest printed last are dropped, not
+            # left as typed input for the admin's shell.
+            termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
             signal.signal(signal.SIGWINCH, signal.SIG_DFL)
         sys.stdout.flush()

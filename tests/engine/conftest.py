@@ -3,8 +3,10 @@ host CLI as a process, and commands run inside a guest. The session-wide state d
 templates come from tests/kernel.py."""
 
 import os
+import select
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -60,3 +62,17 @@ def inside(engine, name, script: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=60,
     )
+
+
+def read_until(fd: int, done, timeout: float = 20.0) -> bytes:
+    """Read a terminal's master `fd` until `done(seen)` is true or the time is up."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while not done(seen) and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return seen

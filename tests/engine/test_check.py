@@ -3,6 +3,7 @@
 The pure parts (mount tables, URLs, addresses) need nothing; the broker's PING is tried against the
 machine's Redis (no password) and a throwaway one with a password, on 127.0.0.1 only."""
 
+import contextlib
 import ipaddress
 import json
 import shutil
@@ -122,43 +123,45 @@ def test_a_broker_on_another_machine_is_a_warning(monkeypatch):
     assert all(not c["required"] for c in checks.values())
 
 
-def test_the_check_sends_a_bare_ping_and_nothing_else():
+@contextlib.contextmanager
+def fake_broker(handle):
+    """A server on 127.0.0.1 whose one connection `handle(connection)` serves; yields its port."""
     server = socket.create_server(("127.0.0.1", 0))
-    received = []
 
-    def answer():
+    def serve():
         connection, _ = server.accept()
         with connection:
-            received.append(connection.recv(1024))
-            connection.sendall(b"+PONG\r\n")
-            received.append(connection.recv(1024))  # b"" once the check hangs up: nothing more was sent
+            handle(connection)
 
-    thread = threading.Thread(target=answer)
+    thread = threading.Thread(target=serve)
     thread.start()
     try:
-        assert check.ping_without_auth("127.0.0.1", server.getsockname()[1]) == "+PONG"
+        yield server.getsockname()[1]
     finally:
         thread.join(5)
         server.close()
+
+
+def test_the_check_sends_a_bare_ping_and_nothing_else():
+    received = []
+
+    def answer(connection):
+        received.append(connection.recv(1024))
+        connection.sendall(b"+PONG\r\n")
+        received.append(connection.recv(1024))  # b"" once the check hangs up: nothing more was sent
+
+    with fake_broker(answer) as port:
+        assert check.ping_without_auth("127.0.0.1", port) == "+PONG"
     assert received == [b"PING\r\n", b""]
 
 
 def test_what_a_server_answers_cannot_reach_the_terminal_as_escape_sequences():
-    server = socket.create_server(("127.0.0.1", 0))
+    def answer(connection):
+        connection.recv(1024)
+        connection.sendall(b"\x1b]0;owned\x07-ERR no\r\n")
 
-    def answer():
-        connection, _ = server.accept()
-        with connection:
-            connection.recv(1024)
-            connection.sendall(b"\x1b]0;owned\x07-ERR no\r\n")
-
-    thread = threading.Thread(target=answer)
-    thread.start()
-    try:
-        assert check.ping_without_auth("127.0.0.1", server.getsockname()[1]) == "?]0;owned?-ERR no"
-    finally:
-        thread.join(5)
-        server.close()
+    with fake_broker(answer) as port:
+        assert check.ping_without_auth("127.0.0.1", port) == "?]0;owned?-ERR no"
 
 
 def test_the_machines_redis_without_a_password_is_warned_about():

@@ -2,25 +2,10 @@
 
 import os
 import pty
-import select
 import subprocess
 import sys
-import time
 
-from tests.engine.conftest import ROOT
-
-
-def read_until(fd, needle: bytes, timeout=10.0) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                break
-    return seen
+from tests.engine.conftest import ROOT, read_until
 
 
 def test_enter_gives_a_login_shell_on_a_guest_terminal(engine, make_context):
@@ -43,11 +28,11 @@ def test_enter_gives_a_login_shell_on_a_guest_terminal(engine, make_context):
     )
     os.close(slave)
     try:
-        banner = read_until(master, b"# ")
-        if b"\x1b[6n" in banner + read_until(master, b"\x1b[6n", timeout=1):
+        banner = read_until(master, lambda seen: b"# " in seen, 10)
+        if b"\x1b[6n" in banner + read_until(master, lambda seen: b"\x1b[6n" in seen, 1):
             os.write(master, b"\x1b[24;1R")  # answer the line editor's cursor position query as a terminal would
         os.write(master, b"echo host=$(hostname) tty=$(tty) pid1=$(cat /proc/1/comm)\n")
-        output = read_until(master, b"pid1=init")
+        output = read_until(master, lambda seen: b"pid1=init" in seen, 10)
         assert b"host=tty.example.com" in output
         assert b"tty=/dev/pts/0" in output  # the guest's own devpts instance
         os.write(master, b"exit 3\n")

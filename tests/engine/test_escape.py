@@ -11,7 +11,6 @@ import fcntl
 import os
 import pty
 import re
-import select
 import shutil
 import struct
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import inside
+from tests.engine.conftest import inside, read_until
 from tests.kernel import wait_until
 
 SOURCE = Path(__file__).with_name("attack.c")
@@ -198,20 +197,6 @@ def on_terminal(cli, *args, raw=False):
         preexec_fn=_take_terminal,
     )
     return process, master, slave
-
-
-def read_until(fd: int, done, timeout: float = 20.0) -> bytes:
-    """Read `fd` until `done(seen)` is true or the time is up."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while not done(seen) and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                break
-    return seen
 
 
 def drain(process, master: int, timeout: float = 30.0) -> bytes:
@@ -560,3 +545,43 @@ def test_kernel_interfaces_are_closed_by_the_syscall_filter(engine, make_context
     sizes = dict(line.split("=") for line in inside(engine, name, script).stdout.split())
     readable = {path: sizes[path] for path in MASKED_FILES if os.path.exists(path) and sizes[path].strip() != "0"}
     assert readable == {}, f"files the guest can read: {readable}"
+
+
+# === 6. the host's own code loading the guest's files =============================================
+
+PLANTED = 'import os; open("/pwned", "w").write(str(os.getuid()))'  # one line: it goes through sh
+
+
+def test_a_failing_start_never_imports_the_guests_python(engine, make_context, cli):
+    """The guest plants a json module where the starting process would look for one (the project's
+    directory and the standard library's, seen from inside), breaks its own init and reboots: the
+    restart fails after pivot_root, and recording that failure must not import anything (it would
+    run the guest's code with every capability, next to a descriptor of the host's state directory)."""
+    import sys
+    import sysconfig
+
+    from contexts.engine.lifecycle import PROJECT_ROOT
+
+    name = make_context(init=["/bin/sleep", "100000"])
+    places = {PROJECT_ROOT, sysconfig.get_paths()["stdlib"], *[p for p in sys.path if p.startswith("/usr/lib/py")]}
+    script = "".join(
+        f"mkdir -p '{place}/json' && printf %s \"$PLANTED\" > '{place}/json.py' && "
+        f"printf %s \"$PLANTED\" > '{place}/json/__init__.py'; "
+        for place in sorted(places)
+    )
+    run_id = engine.state.run_record(name)["run_id"]
+    # Init becomes a file that cannot run, then reboot(2): the supervisor starts the guest again.
+    result = inside(
+        engine, name, f"PLANTED='{PLANTED}'; export PLANTED; {script} rm /bin/sleep && echo x > /bin/sleep; reboot -f"
+    )
+    assert "Operation not permitted" not in result.stderr, result.stderr
+
+    upper = engine.state.context_dir(name) / "upper"
+
+    def restarted_and_failed():
+        run = engine.state.run_record(name)
+        return run.get("run_id") != run_id and (run.get("last_exit") or {}).get("run_id") == run.get("run_id")
+
+    wait_until(lambda: (upper / "pwned").exists() or restarted_and_failed(), 45, "the restart to fail")
+    assert not (upper / "pwned").exists(), "the host's starting process ran the guest's json module"
+    assert "not an executable program" in engine.state.run_record(name)["last_exit"]["reason"]

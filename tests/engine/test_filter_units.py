@@ -98,3 +98,18 @@ def test_exec_gets_a_guest_terminal_only_when_ours_is_one(tmp_path):
         finally:
             os.close(master)
             os.close(slave)
+
+
+def test_guests_started_before_the_current_protections_are_named():
+    import types
+
+    from contexts.engine import operations
+    from contexts.engine.lifecycle import PROTECTION_VERSION
+
+    records = {
+        "new": {"protection": {"version": PROTECTION_VERSION, "filtered": True}},
+        "old": {"run_id": "x"},  # started by an engine before the filter
+        "unfiltered": {"protection": {"version": PROTECTION_VERSION, "filtered": False}},
+    }
+    engine = types.SimpleNamespace(state=types.SimpleNamespace(run_record=records.__getitem__))
+    assert operations.outdated_guests(engine, ["new", "old", "unfiltered"]) == ["old", "unfiltered"]

@@ -3,7 +3,7 @@ the ruleset, and the operations that carry them. (The firewall against real gues
 
 import pytest
 
-from contexts.engine import operations
+from contexts.engine import network, operations
 from contexts.engine.errors import InvalidSpec
 from contexts.engine.network import nft_ruleset
 from contexts.engine.spec import MAX_HOST_PORTS, ContextSpec, Limits, OperationSpec, check_host_ports
@@ -59,8 +59,10 @@ def test_the_spec_carries_host_ports_and_older_specs_still_decode():
         spec(host_ports="tcp/53")
 
 
-def test_the_input_chain_drops_everything_for_the_host_but_what_the_guest_needs():
-    text = nft_ruleset("ctx_7", "ctx7", ["192.0.2.7", "2001:db8::7"], ["udp/53", "tcp/53", "tcp/3128"])
+def test_the_host_chains_drop_everything_for_the_host_but_what_the_guest_needs():
+    text = nft_ruleset(
+        "ctx_7", "ctx7", ["192.0.2.7", "2001:db8::7"], ["udp/53", "tcp/53", "tcp/3128"], ["10.9.0.0/16", "fd00:9::/64"]
+    )
     prerouting = (
         "  chain prerouting {\n"
         "    type filter hook prerouting priority -300; policy accept;\n"
@@ -68,27 +70,50 @@ def test_the_input_chain_drops_everything_for_the_host_but_what_the_guest_needs(
         '    iifname "ctx7" ip6 saddr != { fe80::/10, 2001:db8::7 } drop\n'
         "  }\n"
     )
-    input_chain = (
-        "  chain input {\n"
-        "    type filter hook input priority 0; policy accept;\n"
-        '    iifname "ctx7" ct direction reply ct state established,related accept\n'
-        '    iifname "ctx7" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept\n'
-        '    iifname "ctx7" ip daddr 169.254.0.1 icmp type echo-request accept\n'
-        '    iifname "ctx7" ip6 daddr fe80::1 icmpv6 type echo-request accept\n'
-        '    iifname "ctx7" tcp dport { 53, 3128 } accept\n'
-        '    iifname "ctx7" udp dport { 53 } accept\n'
-        '    iifname "ctx7" drop\n'
+
+    def to_host(name, hook, priority, scope):
+        return (
+            f"  chain {name} {{\n"
+            f"    type filter hook {hook} priority {priority}; policy accept;\n"
+            f'    iifname "ctx7" {scope}ct direction reply ct state established,related accept\n'
+            f'    iifname "ctx7" {scope}icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }}'
+            " accept\n"
+            f'    iifname "ctx7" {scope}ip daddr 169.254.0.1 icmp type echo-request accept\n'
+            f'    iifname "ctx7" {scope}ip6 daddr fe80::1 icmpv6 type echo-request accept\n'
+            f'    iifname "ctx7" {scope}tcp dport {{ 53, 3128 }} accept\n'
+            f'    iifname "ctx7" {scope}udp dport {{ 53 }} accept\n'
+            f'    iifname "ctx7" {scope}drop\n'
+            "  }\n"
+        )
+
+    forward = (
+        "  chain forward {\n"
+        "    type filter hook forward priority 0; policy accept;\n"
+        '    iifname "ctx7" ip daddr { 169.254.0.0/16, 10.9.0.0/16 } drop\n'
+        '    iifname "ctx7" ip6 daddr { fd00:9::/64 } drop\n'
         "  }\n"
     )
     assert text == (
-        "add table inet ctx_7\ndelete table inet ctx_7\ntable inet ctx_7 {\n" + prerouting + input_chain + "}\n"
+        "add table inet ctx_7\ndelete table inet ctx_7\ntable inet ctx_7 {\n"
+        + prerouting
+        + to_host("to_host", "prerouting", -150, "fib daddr type { local, broadcast, multicast } ")
+        + to_host("input", "input", 0, "")
+        + forward
+        + "}\n"
     )
+
+
+def test_protected_networks_are_checked():
+    assert network.protected_networks(" 10.0.0.1/24, fd00::/64 ") == ["10.0.0.0/24", "fd00::/64"]
+    assert network.protected_networks("") == []
+    with pytest.raises(InvalidSpec, match="CONTEXTS_PROTECTED_NETWORKS: 'x' is not a network"):
+        network.protected_networks("10.0.0.0/8 x")
 
 
 def test_without_host_ports_no_port_is_open():
     text = nft_ruleset("ctx_7", "ctx7", [])
     assert "dport" not in text
-    assert text.index("echo-request accept") < text.index('    iifname "ctx7" drop\n  }\n}\n')
+    assert text.index("echo-request accept") < text.index('    iifname "ctx7" drop\n  }\n  chain forward')
 
 
 def test_the_ruleset_never_carries_an_unchecked_port():

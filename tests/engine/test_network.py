@@ -481,3 +481,40 @@ def test_taking_a_host_port_away_stops_connections_already_open(engine, make_con
     finally:
         echo.kill()
         echo.wait()
+
+
+def test_published_ports_metadata_and_protected_networks_are_out_of_reach(engine, make_context, peer, monkeypatch):
+    """The host publishes a port by DNAT (as Docker's -p does for a Redis container) and routes the
+    link-local metadata address to a neighbour; staff list a management network as protected. From a
+    real guest: none of them is reached, while the rest of the outside still is."""
+    metadata = "169.254.169.254"
+    with IPRoute(netns=peer) as p:
+        p.addr("add", index=p.link_lookup(ifname="lo")[0], address=metadata, prefixlen=32)
+    with IPRoute(netns=engine.host_netns) as host:
+        host.route("add", dst=f"{metadata}/32", gateway=PEER4)
+    published = (
+        "table ip ctxtest_nat {\n  chain pre {\n    type nat hook prerouting priority -100; policy accept;\n"
+        f"    ip daddr {HOST4} tcp dport 7005 dnat to {PEER4}:7005\n  }}\n}}\n"
+    )
+    subprocess.run(["ip", "netns", "exec", engine.host_netns, "nft", "-f", "-"], input=published, text=True, check=True)
+    targets = [f"tcp:7005:{PEER4}", f"tcp:7006:{PEER4}", f"tcp:7006:{PEER6}", f"tcp:7007:{metadata}"]
+    server = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{peer}", sys.executable, "-c", SERVE, *targets],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        monkeypatch.setenv("CONTEXTS_PROTECTED_NETWORKS", f"{PEER4}/32")  # the management network
+        name = make_context(addresses=[GUEST4, GUEST6])
+        seen = probe(name, f"tcp:7005:{HOST4}", f"tcp:7006:{PEER4}", f"tcp:7006:{PEER6}", f"tcp:7007:{metadata}")
+        assert seen == {
+            f"tcp:7005:{HOST4}": "dropped",  # the published port: the host's, whatever DNAT makes of it
+            f"tcp:7006:{PEER4}": "dropped",  # protected
+            f"tcp:7006:{PEER6}": "open",  # the rest of the outside
+            f"tcp:7007:{metadata}": "dropped",  # link-local: never forwarded
+        }
+    finally:
+        server.kill()
+        server.wait()
+        subprocess.run(["ip", "netns", "exec", engine.host_netns, "nft", "delete", "table", "ip", "ctxtest_nat"])
