@@ -95,6 +95,7 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
     status_code = models.PositiveSmallIntegerField(null=True, help_text="Empty while the first request runs.")
     body = models.JSONField(null=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="The answer's headers a replay repeats (Location).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -21,6 +21,9 @@ from .errors import Conflict, Unprocessable
 HEADER = "Idempotency-Key"
 # Secrets appear in an answer once; a replay says where they went instead of keeping them.
 SECRETS = {"password", "root_password"}
+# Headers of the first answer a replay must repeat: a billing system that retried has to know where
+# to poll the operation.
+REPLAYED_HEADERS = ("Location", "Retry-After")
 # A first request that never finished (its process died) stops blocking its key after this long.
 ABANDONED_AFTER = datetime.timedelta(minutes=5)
 
@@ -87,7 +90,8 @@ def idempotent(view_method):
             raise ValidationError({HEADER: "Use 1 to 200 printable characters, e.g. a UUID."})
         stored = _begin(request.auth, key, fingerprint(request))
         if stored is not None:
-            return Response(stored.body, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
+            headers = (stored.headers or {}) | {"Idempotent-Replayed": "true"}
+            return Response(stored.body, status=stored.status_code, headers=headers)
         try:
             response = view_method(self, request, *args, **kwargs)
         except Exception:
@@ -98,7 +102,9 @@ def idempotent(view_method):
             IdempotencyRecord.objects.filter(token=request.auth, key=key).delete()
         else:
             IdempotencyRecord.objects.filter(token=request.auth, key=key).update(
-                status_code=response.status_code, body=storable(without_secrets(response.data))
+                status_code=response.status_code,
+                body=storable(without_secrets(response.data)),
+                headers={name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)},
             )
         return response
 

@@ -47,6 +47,7 @@ def test_a_retry_with_the_same_key_gets_the_same_server(api, world):
     first = api.post("/api/v1/accounts/", account_body(world), format="json", headers=headers)
     again = api.post("/api/v1/accounts/", account_body(world), format="json", headers=headers)
     assert first.status_code == again.status_code == 202 and again["Idempotent-Replayed"] == "true"
+    assert first["Location"] and again["Location"] == first["Location"]  # where to poll, on a retry too
     assert again.json()["server"]["id"] == first.json()["server"]["id"]
     assert again.json()["root_password"] == "(shown once, in the first answer)"
     assert Customer.objects.count() == 1 and VirtualServer.objects.count() == 1
