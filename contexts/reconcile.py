@@ -116,7 +116,7 @@ def _reconcile_server(pk: int, context: dict | None, reported_at) -> None:
     elif context.get("state") == "stopped" and server.state == ServerState.RUNNING:
         services.set_state(server, ServerState.STOPPED, None, reason="the host reports it stopped")
     elif context.get("state") == "running" and server.state == ServerState.SUSPENDED:
-        audit.record(None, "server.drift", server, details={"reason": "suspended but running on the host"})
+        audit.record(None, "server.drift", server, reason="suspended but running on the host")
 
 
 def record_usage(server: VirtualServer, context: dict) -> None:

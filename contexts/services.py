@@ -160,7 +160,7 @@ def queue_operation(server, kind: str, actor, addresses=None, params=None, undo=
     operation.save(update_fields=["spec"])
     if action.while_queued:
         set_state(server, action.while_queued, actor, reason=kind)
-    audit.record(actor, f"operation.{kind}", server, details={"operation": str(operation.pk)})
+    audit.record(actor, f"operation.{kind}", server, operation=str(operation.pk))
     queue, spec = server.host.queue, operation.spec
     transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk, queue, spec))
     return operation
@@ -272,7 +272,7 @@ def reinstall_server(server, template, actor, root_password: str | None = None) 
             server, OperationKind.REINSTALL, actor, params=account_params(server, root_password)
         )
         if before != template:
-            audit.record(actor, "server.template", server, details={"from": before.name, "to": template.name})
+            audit.record(actor, "server.template", server, **{"from": before.name, "to": template.name})
         return operation
 
 
@@ -311,7 +311,7 @@ def change_plan(server, plan, actor) -> Operation:
             addresses=kept,
             undo={"plan": before.pk, "added": [a.address for a in added]},
         )
-        audit.record(actor, "server.plan", server, details={"from": before.slug, "to": plan.slug})
+        audit.record(actor, "server.plan", server, **{"from": before.slug, "to": plan.slug})
         return operation
 
 
@@ -406,12 +406,7 @@ def finish_operation(operation_id, *, ok: bool, error: str = "", log: str = "", 
             from . import traffic  # traffic builds on this module
 
             traffic.renew_one(server, traffic.month_start())
-        audit.record(
-            None,
-            f"operation.{operation.status}",
-            server,
-            details={"operation": str(operation.pk), "error": operation.error},
-        )
+        audit.record(None, f"operation.{operation.status}", server, operation=str(operation.pk), error=operation.error)
         webhooks.emit(
             "operation.finished",
             {
@@ -433,7 +428,7 @@ def undo_failed(server, operation) -> None:
 
     if "plan" in operation.undo:
         before, server.plan = server.plan, Plan.objects.get(pk=operation.undo["plan"])
-        audit.record(None, "server.plan", server, details={"from": before.slug, "to": server.plan.slug, "undo": True})
+        audit.record(None, "server.plan", server, **{"from": before.slug, "to": server.plan.slug, "undo": True})
         # Addresses taken for the new plan go back to the pool.
         server.addresses.filter(address__in=operation.undo.get("added", [])).delete()
     if "hostname" in operation.undo:
@@ -459,4 +454,4 @@ def release_unused_addresses(server, operation) -> None:
     addresses = list(released.values_list("address", flat=True))
     if addresses:
         released.delete()
-        audit.record(None, "server.addresses_released", server, details={"addresses": addresses})
+        audit.record(None, "server.addresses_released", server, **{"addresses": addresses})

@@ -105,7 +105,7 @@ def enforce(server, record) -> str | None:
     if not _switch(server, target, record.period_start, kind):
         return None
     details = {"used_gib": round(month.used_gib, 3), "allowance_gib": plan.traffic_gib, "policy": target}
-    audit.record(None, "server.traffic_exceeded", server, details=details)
+    audit.record(None, "server.traffic_exceeded", server, **details)
     webhooks.emit("traffic.exceeded", {"server": server.pk, "customer": server.customer_id, **details})
     return target
 
@@ -144,7 +144,7 @@ def renew_one(server, month) -> bool:
         kind = OperationKind.UNSUSPEND
     if not _switch(server, TrafficState.WITHIN, None, kind):
         return False
-    audit.record(None, "server.traffic_renewed", server, details={"was": was})
+    audit.record(None, "server.traffic_renewed", server, was=was)
     return True
 
 
@@ -162,7 +162,7 @@ def person_acts(server, kind: str, actor) -> tuple[Operation | None, dict]:
         services.check_permission(server, lifecycle.ACTIONS[OperationKind.SUSPEND], actor)
         undo = {}  # already done: nothing is queued
         details = {"was": "traffic", "now": "asked for"}
-        audit.record(actor, "server.suspension_reason", server, details=details)
+        audit.record(actor, "server.suspension_reason", server, **details)
     elif kind != OperationKind.UNSUSPEND:
         return None, {}
     else:

@@ -56,7 +56,7 @@ def provision_account(
         audit.record(actor, "customer.created", customer, "", customer.billing_state)
         password = secrets.token_urlsafe(12)
         login = User.objects.create_user(username=email, email=email, password=password, customer=customer)
-        audit.record(actor, "login.created", login, details={"customer": customer.pk})
+        audit.record(actor, "login.created", login, **{"customer": customer.pk})
         root_password = root_password or passwords.generate()
         server, operation = create_server(
             customer=customer,
@@ -143,5 +143,5 @@ def terminate_customer(customer, actor) -> list[Operation]:
         for login in customer.logins.filter(is_active=True):
             login.is_active = False
             login.save(update_fields=["is_active"])
-            audit.record(actor, "login.disabled", login, details={"reason": "customer terminated"})
+            audit.record(actor, "login.disabled", login, **{"reason": "customer terminated"})
         return operations

@@ -55,7 +55,7 @@ def issue(*, name: str, user, scope: str, allowed_networks: str = "", created_by
             key_hash=digest(text),
             created_by=created_by,
         )
-        audit.record(created_by, "api_token.created", token, details={"scope": scope, "acts_as": user.get_username()})
+        audit.record(created_by, "api_token.created", token, **{"scope": scope, "acts_as": user.get_username()})
     return token, text
 
 

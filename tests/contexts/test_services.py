@@ -273,3 +273,13 @@ def test_visible_to_filters_by_owner(world, customer, customer_login):
     assert list(VirtualServer.objects.visible_to(owner)) == [server]
     assert not VirtualServer.objects.visible_to(mallory).exists()
     assert list(VirtualServer.objects.visible_to(world.staff)) == [server]
+
+
+def test_audit_details_of_operations_sit_at_the_same_level_as_every_others(world, customer):
+    from panel.models import AuditEvent
+
+    server = running(world, customer)
+    op = services.request_action(server, OperationKind.STOP, world.staff)
+    event = AuditEvent.objects.get(action="operation.stop")
+    assert event.details == {"operation": str(op.pk)}  # not {"details": {...}}
+    assert all("details" not in e.details for e in AuditEvent.objects.all())
