@@ -18,28 +18,17 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from .engine import hostinfo
+from .engine.lifecycle import ENGINE_SETTINGS
 
 log = logging.getLogger("contexts.hostagent")
 
 HOST_NAME_ENV = "PANEL_HOST_NAME"
 PROGRESS_TASK = "contexts.report_progress"
 REPORT_TASK = "contexts.host_report"
-# All that an engine process (`python -m contexts ...`) is handed of the agent's environment. The
-# engine needs its programs, a locale and its own settings; the broker URL, the database URL and the
-# secret key stay out, so nothing the engine starts (guests, their helpers) can ever inherit them.
-# A new CONTEXTS_* setting of the engine must be added here to reach it from the agent.
-ENGINE_ENVIRONMENT = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "CONTEXTS_STATE_DIR",
-    "CONTEXTS_CGROUP_PARENT",
-    "CONTEXTS_HOST_NETNS",
-    "CONTEXTS_UPLINK",
-    "CONTEXTS_PROTECTED_NETWORKS",
-    "CONTEXTS_DEBUG",
-    "CONTEXTS_UNSAFE_NO_SECCOMP",
-)
+# All that an engine process (`python -m contexts ...`) is handed of the agent's environment: its
+# programs, a locale and the engine's own settings. The broker URL, the database URL and the secret
+# key stay out, so nothing the engine starts (guests, their helpers) can ever inherit them.
+ENGINE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", *ENGINE_SETTINGS)
 
 
 class Transient(Exception):

@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from . import cgroups
+from . import cgroups, network, seccomp
 
 LEGACY_TIOCSTI = "/proc/sys/dev/tty/legacy_tiocsti"
 KEXEC_LOAD_DISABLED = "/proc/sys/kernel/kexec_load_disabled"
@@ -200,9 +200,7 @@ def broker_checks(url: str, own: set | None = None, protected: list[str] | None 
         return checks
     own = _own_addresses() if own is None else own
     if protected is None:
-        from .network import PROTECTED_ENV, protected_networks
-
-        protected = protected_networks(os.environ.get(PROTECTED_ENV))
+        protected = network.protected_networks(os.environ.get(network.PROTECTED_ENV))
     networks = [ipaddress.ip_network(n) for n in protected]
     elsewhere = [a for a in addresses if classify_address(a, own) == "elsewhere"]
     # Guests' forward chains drop what goes to a protected network: a broker there is out of reach.
@@ -240,11 +238,6 @@ def broker_checks(url: str, own: set | None = None, protected: list[str] | None 
 
 def _syscall_filter_check(add) -> bool:
     """Adds the "syscall filter" line; True when guests get the filter."""
-    try:  # imported when used: a filter module that cannot load is this check failing, not `check` crashing
-        from . import seccomp
-    except ImportError as exc:
-        add("syscall filter", False, f"the engine's filter module does not load: {exc}", "reinstall the engine")
-        return False
     problem = seccomp.support_problem()
     if seccomp.unsafe_override():
         add(

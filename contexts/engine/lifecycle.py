@@ -47,9 +47,17 @@ from .spec import CONTEXT_ID_RANGE, check_host_ports, check_hostname, check_name
 from .state import StateDir, read_json, write_json
 
 DEFAULT_CGROUP_PARENT = "contexts"
-# Host-wide settings from the environment that every start, a restart after a guest's reboot by its
-# supervisor included, must see the same.
-HOST_SETTINGS = ("CONTEXTS_UPLINK", network.PROTECTED_ENV, seccomp.UNSAFE_OVERRIDE)
+# The engine's settings from the environment: all the host agent hands an engine process of its own
+# environment, and all a context's supervisor gets, so a restart after a guest's reboot sees the same.
+ENGINE_SETTINGS = (
+    "CONTEXTS_STATE_DIR",
+    "CONTEXTS_CGROUP_PARENT",
+    "CONTEXTS_HOST_NETNS",
+    "CONTEXTS_UPLINK",
+    network.PROTECTED_ENV,
+    seccomp.UNSAFE_OVERRIDE,
+    "CONTEXTS_DEBUG",
+)
 # Raised whenever what a newly started guest gets from the host changes in a way a running guest
 # does not (a filter, a firewall chain): the host's report names guests started under an older one.
 PROTECTION_VERSION = 2
@@ -306,7 +314,7 @@ class Lifecycle:
                 check=True,
                 # The host's settings, for a restart after a guest's reboot; nothing else of ours.
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-                | {key: os.environ[key] for key in HOST_SETTINGS if key in os.environ},
+                | {key: os.environ[key] for key in ENGINE_SETTINGS if key in os.environ},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -468,13 +476,13 @@ class Lifecycle:
         init = self._running(name)
         if init is None or init["state"] != "running":
             raise InvalidState(f"Context {name} is not running.")
-        term = os.environ.get("TERM") if mode == "pty" or argv is None else None
+        term = (os.environ.get("TERM") or "xterm") if mode == "pty" else None  # a terminal's type, or none
         return entry.run(
             init["pid"],
             init["starttime"],
             self._cgroups(config).procs_files(name),
             argv,
-            guestproc.guest_environment(term or ("xterm" if mode == "pty" else None)),
+            guestproc.guest_environment(term),
             mode,
             seccomp.for_guests(),
             timeout,

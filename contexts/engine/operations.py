@@ -7,8 +7,9 @@ one delivery. `progress(percent, step)` reports how far it got; the returned fac
 
 from collections.abc import Callable
 
+from . import seccomp
 from .errors import ContextNotFound, InvalidSpec, InvalidState
-from .lifecycle import Lifecycle
+from .lifecycle import PROTECTION_VERSION, Lifecycle
 from .spec import ContextSpec, OperationSpec
 
 MiB, GiB = 2**20, 2**30
@@ -233,7 +234,7 @@ def run(engine: Lifecycle, spec: OperationSpec, progress: Progress) -> dict:
 def host_report(engine: Lifecycle) -> dict:
     """What this host offers and holds: capacity, templates, every context with its usage, and
     `unsafe`: sentences for staff when guests here run with less protection than they should."""
-    from . import hostinfo, seccomp
+    from . import hostinfo
 
     exists = engine.state.root.exists()
     capacity = hostinfo.read_capacity(str(engine.state.root) if exists else "/")
@@ -259,8 +260,6 @@ def host_report(engine: Lifecycle) -> dict:
 def outdated_guests(engine: Lifecycle, running: list[str]) -> list[str]:
     """Running guests whose start gave them less than a start gives now (an upgrade happened since,
     or the filter was off): a restart brings them up to date."""
-    from .lifecycle import PROTECTION_VERSION
-
     behind = []
     for name in running:
         protection = engine.state.run_record(name).get("protection") or {}

@@ -15,6 +15,7 @@ that needs CAP_SYS_ADMIN at install time, which the installing process still hol
 
 import ctypes
 import errno
+import functools
 import os
 import termios
 
@@ -127,6 +128,7 @@ class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+@functools.cache  # asked for by the support check and the compiler, on every start and entry
 def _library():
     lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
