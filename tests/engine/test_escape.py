@@ -585,3 +585,40 @@ def test_a_failing_start_never_imports_the_guests_python(engine, make_context, c
     wait_until(lambda: (upper / "pwned").exists() or restarted_and_failed(), 45, "the restart to fail")
     assert not (upper / "pwned").exists(), "the host's starting process ran the guest's json module"
     assert "not an executable program" in engine.state.run_record(name)["last_exit"]["reason"]
+
+
+# === 7. halting: the host runs a program of the guest's ===========================================
+
+SPY = """#!/bin/sh
+{ echo "uid=$(id -u)"; env; echo --fds; ls -l /proc/self/fd
+  echo --status; grep -E '^(CapBnd|Seccomp):' /proc/self/status; } > /var/tmp/telinit.log 2>&1
+exec /sbin/telinit.real "$@"
+"""
+
+
+def test_halting_runs_the_guests_telinit_with_nothing_of_the_host(engine, make_context, debian_template, monkeypatch):
+    """Stop of a SysV guest runs its /sbin/telinit, which the guest's root controls: here a spy that
+    records what it was given, with a secret in the halting host process's environment."""
+    from tests.engine.test_debian import wait_for
+
+    secret = f"S3CR3T-{uuid.uuid4().hex}"
+    monkeypatch.setenv("BROKER_URL", f"redis://:{secret}@broker/0")  # as in the host agent's environment
+    name = make_context(template=debian_template)
+    wait_for(engine, name, "runlevel", "N 2")
+    result = inside(
+        engine,
+        name,
+        f"mv /sbin/telinit /sbin/telinit.real && cat > /sbin/telinit <<'EOF'\n{SPY}EOF\nchmod 755 /sbin/telinit",
+    )
+    assert result.returncode == 0, result.stderr
+    assert engine.stop(name, timeout=60) is True
+    assert engine.status(name)["last_exit"]["reason"] == "halted"  # the spy passed the request on
+    log = (engine.state.context_dir(name) / "upper/var/tmp/telinit.log").read_text()
+    assert secret not in log
+    variables = {line.split("=", 1)[0] for line in log.split("--fds")[0].splitlines()[1:] if "=" in line}
+    assert variables <= {"PATH", "HOME", "container", "PWD", "SHLVL", "_"}, log  # the last three: the spy's sh
+    fds = re.findall(r" (\d+) -> (\S+)", log.split("--fds")[1].split("--status")[0])
+    assert {fd for fd, _ in fds} >= {"0", "1", "2"}
+    assert all(target in ("/dev/null", "/var/tmp/telinit.log") or target.startswith("/proc/") for _, target in fds), log
+    status = dict(line.split(":\t") for line in log.split("--status")[1].strip().splitlines())
+    assert status["Seccomp"] == "2" and not int(status["CapBnd"], 16) >> CAP_SYS_PTRACE & 1, log
